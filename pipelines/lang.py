@@ -1,0 +1,48 @@
+"""Language detection from the text itself (the config's `lang` is only a hint)."""
+
+from __future__ import annotations
+
+import re
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
+_LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]+")
+
+# A few very frequent function words per Latin-script language; enough to tell
+# apart the languages immigration news comes in without a model download.
+_STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset("the of and to in is for that on with by as are was from be has have this it an at".split()),
+    "fr": frozenset("le la les des du de et est une un pour dans sur que qui par au aux sont avec".split()),
+    "de": frozenset("der die das und ist von mit für den dem des ein eine auf nicht sich zu im".split()),
+    "es": frozenset("el la los las de del y que en por para con una un es se al como".split()),
+    "pt": frozenset("o a os as de do da dos das e que em para com um uma é no na por".split()),
+    "nl": frozenset("de het een en van is dat op te in voor met zijn niet aan er".split()),
+}
+
+
+def detect_language(text: str, hint: str | None = None) -> str | None:
+    """Return an ISO 639-1 code for `text` ("en", "ko", "ja", "zh", "fr", ...), or `hint` if unsure.
+
+    Scripts decide Korean, Japanese and Chinese; for Latin script the share of
+    common function words decides. Only the first 5,000 characters are read.
+    """
+    sample = text[:5000]
+    hangul = len(_HANGUL.findall(sample))
+    kana = len(_KANA.findall(sample))
+    han = len(_HAN.findall(sample))
+    words = [w.lower() for w in _LATIN_WORD.findall(sample)]
+    cjk = hangul + kana + han
+    if cjk and cjk >= len(words):
+        if hangul >= kana + han / 4:
+            return "ko"
+        if kana:
+            return "ja"
+        return "zh"
+    if not words:
+        return hint
+    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    best = max(scores, key=scores.__getitem__)
+    if scores[best] < max(2, len(words) // 50):
+        return hint
+    return best

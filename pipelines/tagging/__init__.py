@@ -1,0 +1,20 @@
+"""Tagging stage: visa types, talent sectors, countries, organisations and numeric figures.
+
+Contract (used by monitor.crawl, monitor tag/retag and the alert rules):
+
+    tagger = Tagger.load(extra_taxonomy_files)      # TaxonomyError on a bad file
+    result = tagger.tag(text, lang=None)             # -> TagResult
+    results = tagger.tag_many([(text, lang), ...])   # -> iterator of TagResult, via nlp.pipe
+    result.to_json(id)                               # the `monitor tag --jsonl` line shape
+    tagger.visa_ids, tagger.sector_ids               # known ids, for validating alert rules
+"""
+
+from pipelines.tagging.tagger import (  # noqa: F401
+    EntityMention,
+    Figure,
+    SectorMention,
+    TagResult,
+    Tagger,
+    TaxonomyError,
+    VisaMention,
+)
