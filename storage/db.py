@@ -1,0 +1,96 @@
+"""Opening databases: read-write with migrations, or read-only by construction."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from storage.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+class StorageError(Exception):
+    """A database can't be opened or used as asked; the message is one line for the user."""
+
+
+def utc_now() -> str:
+    """The current time as the ISO 8601 UTC string every timestamp column uses."""
+    return to_utc_iso(datetime.now(UTC))
+
+
+def to_utc_iso(moment: datetime) -> str:
+    """Format `moment` as 'YYYY-MM-DDTHH:MM:SS+00:00'; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def open_db(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating if needed) the database at `path` in WAL mode and bring its schema up to date."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    db = sqlite_utils.Database(conn)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StorageError(f"cannot use database {path}: {exc}") from None
+    return db
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations `conn` has not had yet, each atomically; return the schema version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"schema version {version} is newer than this program's {SCHEMA_VERSION}; upgrade policy-monitor"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_statements(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a migration script into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """Open `path` read-only (SQLite `mode=ro`): writes fail inside SQLite itself, whatever the SQL says."""
+    path = Path(path)
+    if not path.exists():
+        raise StorageError(f"database {path} does not exist; run 'monitor crawl' first")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    conn.row_factory = sqlite3.Row
+    return conn

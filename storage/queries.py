@@ -1,0 +1,227 @@
+"""Read-only queries: SQL from users, full-text search, and what the crawl needs to look up."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+HIGHLIGHT_START, HIGHLIGHT_END = "<mark>", "</mark>"
+
+# Han, kana and Hangul: scripts unicode61 cannot split into words.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uff66-\uff9f]")
+_QUERY_TERM = re.compile(r'"[^"]*"|[^\s()]+')
+_OPERATORS = {"AND", "OR", "NOT", "NEAR"}
+
+
+class QueryError(ValueError):
+    """A user's SQL or search query is not valid; the message is SQLite's, on one line."""
+
+
+def run_sql(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
+    """Run one statement on a read-only connection; return (column names, rows)."""
+    try:
+        cursor = conn.execute(sql, params or {})
+        rows = [tuple(row) for row in cursor.fetchall()]
+    except sqlite3.Warning as exc:
+        raise QueryError(str(exc)) from None
+    except sqlite3.Error as exc:
+        message = str(exc)
+        if "readonly" in message or "read-only" in message:
+            message = "the database is opened read-only: 'monitor sql' runs queries, not changes"
+        raise QueryError(message) from None
+    columns = [d[0] for d in cursor.description or []]
+    return columns, rows
+
+
+@dataclass
+class SearchFilters:
+    """Conditions on tags and metadata that narrow a search (all optional, combined with AND)."""
+
+    visa: str | None = None
+    """A visa id such as 'KR:E-7', or 'KR:*' for any visa of a country."""
+    sector: str | None = None
+    country: str | None = None
+    lang: str | None = None
+    since: str | None = None
+    """ISO date or datetime: articles published (or, undated, fetched) at or after it."""
+    article_ids: tuple[int, ...] | None = None
+    min_article_id: int | None = None
+
+
+def fts_match_clause(query: str) -> tuple[str, list[Any]]:
+    """SQL condition on articles `a` for an FTS5 `query`, choosing the index that suits its script.
+
+    Word queries use the unicode61 index (phrases, prefixes, NEAR). Queries
+    with Japanese or Korean use the trigram index, which finds terms of three
+    or more characters; shorter CJK terms fall back to a substring scan.
+    """
+    if not _CJK.search(query):
+        return "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [query]
+    terms = [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
+    if all(len(t) >= 3 for t in terms):
+        return "a.id IN (SELECT rowid FROM articles_fts_cjk WHERE articles_fts_cjk MATCH ?)", [query]
+    clauses = " AND ".join("(coalesce(a.title, '') || ' ' || a.text) LIKE ?" for _ in terms)
+    return f"({clauses})", [f"%{t}%" for t in terms]
+
+
+def validate_fts_query(query: str) -> str | None:
+    """Return SQLite's complaint about an FTS5 query, or None when it parses."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        conn.execute("CREATE VIRTUAL TABLE c USING fts5(x, tokenize='trigram')")
+        table = "c" if _CJK.search(query) else "t"
+        conn.execute(f"SELECT * FROM {table} WHERE {table} MATCH ?", [query]).fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None
+
+
+def filter_clauses(filters: SearchFilters) -> tuple[list[str], list[Any]]:
+    """SQL conditions on articles `a` for `filters`."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.visa:
+        if filters.visa.endswith("*"):
+            clauses.append(
+                "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'visa'"
+                " AND m.label LIKE ? ESCAPE '\\')"
+            )
+            params.append(filters.visa[:-1].replace("%", "\\%").replace("_", "\\_") + "%")
+        else:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'visa' AND m.label = ?)"
+            )
+            params.append(filters.visa)
+    if filters.sector:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'sector' AND m.label = ?)"
+        )
+        params.append(filters.sector)
+    if filters.country:
+        country = filters.country.upper()
+        clauses.append(
+            "(a.country = ? OR EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND ("
+            "(m.kind = 'country' AND m.label = ?) OR (m.kind = 'visa' AND m.country = ?))))"
+        )
+        params += [country, country, country]
+    if filters.lang:
+        clauses.append("a.lang = ?")
+        params.append(filters.lang)
+    if filters.since:
+        clauses.append("coalesce(a.published_at, a.fetched_at) >= ?")
+        params.append(filters.since)
+    if filters.article_ids is not None:
+        clauses.append(f"a.id IN ({','.join('?' * len(filters.article_ids)) or 'NULL'})")
+        params += list(filters.article_ids)
+    if filters.min_article_id is not None:
+        clauses.append("a.id > ?")
+        params.append(filters.min_article_id)
+    return clauses, params
+
+
+def search_articles(
+    conn: sqlite3.Connection, query: str = "", filters: SearchFilters | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Articles matching an FTS5 `query` and `filters`, best first, each with a highlighted `snippet`.
+
+    Without a query, the newest articles that pass the filters come first.
+    """
+    clauses, params = filter_clauses(filters or SearchFilters())
+    query = query.strip()
+    select = (
+        "SELECT a.id, a.title, a.url, a.source, a.published_at, a.lang, a.text_origin, {snippet} AS snippet,"
+        " {rank} AS rank FROM articles a"
+    )
+    if query:
+        match_sql, match_params = fts_match_clause(query)
+        clauses.insert(0, match_sql)
+        params = match_params + params
+    if query and not _CJK.search(query):
+        sql = select.format(
+            snippet=f"snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)",
+            rank="bm25(articles_fts, 5.0, 1.0)",
+        ).replace("FROM articles a", "FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid")
+        clauses[0] = "articles_fts MATCH ?"
+        order = "rank"
+    else:
+        sql = select.format(snippet="substr(a.text, 1, 200)", rank="0")
+        order = "coalesce(a.published_at, a.fetched_at) DESC, a.id DESC"
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    try:
+        rows = conn.execute(f"{sql}{where} ORDER BY {order} LIMIT ?", [*params, limit]).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise QueryError(f"invalid search query {query!r}: {exc}") from None
+    results = [dict(zip(("id", "title", "url", "source", "published_at", "lang", "text_origin", "snippet",
+                         "rank"), row, strict=True)) for row in rows]
+    if query and _CJK.search(query):
+        for result in results:
+            result["snippet"] = _substring_snippet(conn, result["id"], query)
+    return results
+
+
+def _substring_snippet(conn: sqlite3.Connection, article_id: int, query: str, width: int = 60) -> str:
+    """A snippet around the first query term found, highlighted; for the trigram and substring paths."""
+    text = conn.execute("SELECT text FROM articles WHERE id = ?", [article_id]).fetchone()[0] or ""
+    terms = [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
+    for term in terms:
+        at = text.find(term)
+        if at >= 0:
+            start, end = max(0, at - width), min(len(text), at + len(term) + width)
+            return (("…" if start else "") + text[start:at] + HIGHLIGHT_START + term + HIGHLIGHT_END
+                    + text[at + len(term) : end] + ("…" if end < len(text) else ""))
+    return text[: 2 * width]
+
+
+def article_tags(conn: sqlite3.Connection, article_id: int) -> dict[str, list[dict[str, Any]]]:
+    """An article's mentions grouped by kind, and its figures."""
+    tags: dict[str, list[dict[str, Any]]] = {"visa": [], "sector": [], "country": [], "org": [], "figures": []}
+    cursor = conn.execute(
+        'SELECT kind, label, country, text, start, "end" FROM mentions WHERE article_id = ? ORDER BY start',
+        [article_id],
+    )
+    for kind, label, country, text, start, end in cursor:
+        tags[kind].append({"label": label, "country": country, "text": text, "start": start, "end": end})
+    cursor = conn.execute(
+        'SELECT value, unit, year, visa, text, start, "end" FROM figures WHERE article_id = ? ORDER BY start',
+        [article_id],
+    )
+    for value, unit, year, visa, text, start, end in cursor:
+        tags["figures"].append(
+            {"value": value, "unit": unit, "year": year, "visa": visa, "text": text, "start": start, "end": end}
+        )
+    return tags
+
+
+def http_validators(conn: sqlite3.Connection, url: str) -> dict[str, Any] | None:
+    """The stored ETag, Last-Modified, body hash and unchanged-200 count for `url`, if any."""
+    row = conn.execute(
+        "SELECT etag, last_modified, content_hash, unchanged_200s FROM http_cache WHERE url = ?", [url]
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("etag", "last_modified", "content_hash", "unchanged_200s"), row, strict=True))
+
+
+def iter_articles_for_tagging(conn: sqlite3.Connection, batch: int = 200) -> Iterator[tuple[int, str, str | None]]:
+    """Yield (id, text, lang) of every stored article, in id order, a batch at a time."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT id, text, lang FROM articles WHERE id > ? ORDER BY id LIMIT ?",
+            [last, batch],
+        ).fetchall()
+        if not rows:
+            return
+        for article_id, text, lang in rows:
+            yield article_id, text, lang
+            last = article_id
+
+
+def count_articles(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM articles").fetchone()[0]

@@ -1,0 +1,151 @@
+"""The database schema as an ordered list of forward migrations.
+
+`PRAGMA user_version` holds how many migrations a database has had; opening a
+database applies the missing ones in order, each in its own transaction.
+Never edit a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the core tables.
+    """
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        country TEXT,
+        lang TEXT,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        last_attempt_at TEXT,
+        last_success_at TEXT,
+        last_new_item_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        next_due_at TEXT,
+        backoff_seconds REAL,
+        broken INTEGER NOT NULL DEFAULT 0,
+        broken_reason TEXT
+    );
+    CREATE TABLE articles (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        link TEXT,
+        source TEXT,
+        country TEXT,
+        title TEXT,
+        published_at TEXT,
+        fetched_at TEXT NOT NULL,
+        lang TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        summary TEXT,
+        text_origin TEXT NOT NULL DEFAULT 'page',
+        extraction_note TEXT,
+        content_hash TEXT NOT NULL,
+        guid TEXT
+    );
+    CREATE INDEX articles_content_hash ON articles(content_hash);
+    CREATE INDEX articles_published_at ON articles(published_at);
+    CREATE INDEX articles_source ON articles(source);
+    CREATE TABLE article_urls (
+        url TEXT PRIMARY KEY,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        source TEXT,
+        seen_at TEXT NOT NULL
+    );
+    CREATE INDEX article_urls_article ON article_urls(article_id);
+    CREATE TABLE mentions (
+        id INTEGER PRIMARY KEY,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('visa', 'sector', 'country', 'org')),
+        label TEXT NOT NULL,
+        country TEXT,
+        text TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        sentence TEXT
+    );
+    CREATE INDEX mentions_article ON mentions(article_id);
+    CREATE INDEX mentions_kind_label ON mentions(kind, label);
+    CREATE TABLE figures (
+        id INTEGER PRIMARY KEY,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        value REAL NOT NULL,
+        unit TEXT NOT NULL,
+        year INTEGER,
+        visa TEXT,
+        text TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        sentence TEXT
+    );
+    CREATE INDEX figures_article ON figures(article_id);
+    CREATE INDEX figures_visa ON figures(visa);
+    CREATE TABLE fetches (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        source TEXT,
+        status INTEGER,
+        error TEXT NOT NULL DEFAULT '',
+        message TEXT NOT NULL DEFAULT '',
+        fetched_at TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        elapsed REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX fetches_url ON fetches(url);
+    CREATE INDEX fetches_source ON fetches(source, fetched_at);
+    CREATE TABLE http_cache (
+        url TEXT PRIMARY KEY,
+        etag TEXT,
+        last_modified TEXT,
+        content_hash TEXT,
+        unchanged_200s INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # 2: full-text search, kept in sync by triggers. unicode61 serves word
+    # queries (phrases, prefixes, NEAR); trigram serves Japanese and Korean,
+    # which unicode61 cannot segment.
+    """
+    CREATE VIRTUAL TABLE articles_fts USING fts5(
+        title, text, content='articles', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE VIRTUAL TABLE articles_fts_cjk USING fts5(
+        title, text, content='articles', content_rowid='id', tokenize='trigram'
+    );
+    CREATE TRIGGER articles_fts_ai AFTER INSERT ON articles BEGIN
+        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+        INSERT INTO articles_fts_cjk(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    CREATE TRIGGER articles_fts_ad AFTER DELETE ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO articles_fts_cjk(articles_fts_cjk, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+    END;
+    CREATE TRIGGER articles_fts_au AFTER UPDATE OF title, text ON articles BEGIN
+        INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO articles_fts_cjk(articles_fts_cjk, rowid, title, text)
+            VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+        INSERT INTO articles_fts_cjk(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    """,
+    # 3: alert bookkeeping: when each rule was first seen, and the exactly-once ledger.
+    """
+    CREATE TABLE alert_rules (
+        name TEXT PRIMARY KEY,
+        first_seen_at TEXT NOT NULL,
+        first_article_id INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE alerts_sent (
+        rule TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (rule, article_id)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,193 @@
+"""Everything that changes the database. Each public function is one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import utc_now
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """Run the block in one write transaction: all of it is stored, or none of it."""
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
+def content_hash(title: str | None, text: str) -> str:
+    """A hash of the article's words that ignores spacing and case, to spot the same story twice."""
+    normal = _WHITESPACE.sub(" ", f"{title or ''}\n{text}").strip().casefold()
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()
+
+
+def known_urls(db: sqlite_utils.Database, urls: Iterable[str]) -> set[str]:
+    """Which of `urls` are already stored (as an article's URL or as a link that led to one)."""
+    wanted = list(dict.fromkeys(urls))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            row[0] for row in db.execute(f"SELECT url FROM article_urls WHERE url IN ({marks})", chunk)
+        )
+    return found
+
+
+def store_article(
+    db: sqlite_utils.Database,
+    article: dict[str, Any],
+    mentions: Sequence[dict[str, Any]],
+    figures: Sequence[dict[str, Any]],
+    urls: Sequence[str] = (),
+) -> tuple[int, bool]:
+    """Store an article with its tags in one transaction; return (article id, whether it is new).
+
+    `article` has the `articles` columns (url, title, text, content_hash, ...).
+    `urls` are further URLs that lead to it (the feed's link, the URL before
+    redirects): they are remembered so that none is fetched again. An article
+    whose URL or content hash is already stored is not stored twice: its URLs
+    are added to the existing one, which is returned with `False`.
+    """
+    now = utc_now()
+    all_urls = list(dict.fromkeys([article["url"], *urls]))
+    with transaction(db):
+        existing = _existing_article(db, all_urls, article["content_hash"])
+        if existing is not None:
+            _remember_urls(db, existing, all_urls, article.get("source"), now)
+            return existing, False
+        row = {"fetched_at": now, **article}
+        columns = ", ".join(f'"{name}"' for name in row)
+        marks = ", ".join("?" * len(row))
+        cursor = db.execute(f"INSERT INTO articles ({columns}) VALUES ({marks})", list(row.values()))
+        article_id = int(cursor.lastrowid)
+        _remember_urls(db, article_id, all_urls, article.get("source"), now)
+        _insert_tags(db, article_id, mentions, figures)
+    return article_id, True
+
+
+def replace_tags(
+    db: sqlite_utils.Database,
+    article_id: int,
+    mentions: Sequence[dict[str, Any]],
+    figures: Sequence[dict[str, Any]],
+) -> None:
+    """Swap an article's mentions and figures for new ones, atomically."""
+    with transaction(db):
+        db.execute("DELETE FROM mentions WHERE article_id = ?", [article_id])
+        db.execute("DELETE FROM figures WHERE article_id = ?", [article_id])
+        _insert_tags(db, article_id, mentions, figures)
+
+
+def _existing_article(db: sqlite_utils.Database, urls: Sequence[str], digest: str) -> int | None:
+    marks = ",".join("?" * len(urls))
+    row = db.execute(f"SELECT article_id FROM article_urls WHERE url IN ({marks}) LIMIT 1", list(urls)).fetchone()
+    if row is None:
+        row = db.execute("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", [digest]).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _remember_urls(
+    db: sqlite_utils.Database, article_id: int, urls: Sequence[str], source: str | None, now: str
+) -> None:
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO article_urls (url, article_id, source, seen_at) VALUES (?, ?, ?, ?)",
+        [(url, article_id, source, now) for url in urls],
+    )
+
+
+def _insert_tags(
+    db: sqlite_utils.Database,
+    article_id: int,
+    mentions: Sequence[dict[str, Any]],
+    figures: Sequence[dict[str, Any]],
+) -> None:
+    db.conn.executemany(
+        'INSERT INTO mentions (article_id, kind, label, country, text, start, "end", sentence)'
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (article_id, m["kind"], m["label"], m.get("country"), m["text"], m["start"], m["end"],
+             m.get("sentence"))
+            for m in mentions
+        ],
+    )
+    db.conn.executemany(
+        'INSERT INTO figures (article_id, value, unit, year, visa, text, start, "end", sentence)'
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (article_id, f["value"], f["unit"], f.get("year"), f.get("visa"), f["text"], f["start"], f["end"],
+             f.get("sentence"))
+            for f in figures
+        ],
+    )
+
+
+def record_fetches(db: sqlite_utils.Database, source: str | None, records: Iterable[dict[str, Any]]) -> None:
+    """Append HTTP request records (url, status, error, message, fetched_at, bytes, elapsed) to `fetches`."""
+    rows = [
+        (r["url"], source, r.get("status"), r.get("error") or "", r.get("message") or "", r["fetched_at"],
+         r.get("bytes") or 0, r.get("elapsed") or 0.0)
+        for r in records
+    ]
+    if not rows:
+        return
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO fetches (url, source, status, error, message, fetched_at, bytes, elapsed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def save_validators(
+    db: sqlite_utils.Database,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    content_hash: str | None,
+    unchanged_200s: int,
+) -> None:
+    """Remember a URL's HTTP validators and body hash for the next conditional GET."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO http_cache (url, etag, last_modified, content_hash, unchanged_200s, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET etag = excluded.etag,"
+            " last_modified = excluded.last_modified, content_hash = excluded.content_hash,"
+            " unchanged_200s = excluded.unchanged_200s, updated_at = excluded.updated_at",
+            [url, etag, last_modified, content_hash, unchanged_200s, utc_now()],
+        )
+
+
+def upsert_source(db: sqlite_utils.Database, source: dict[str, Any]) -> None:
+    """Create or update a source's configured fields (name, kind, url, country, lang, enabled)."""
+    fields = ["name", "kind", "url", "country", "lang", "enabled"]
+    values = [source.get(name) for name in fields]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in fields[1:])
+    with transaction(db):
+        db.execute(
+            f"INSERT INTO sources ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
+            f" ON CONFLICT(name) DO UPDATE SET {updates}",
+            values,
+        )
+
+
+def update_source_health(db: sqlite_utils.Database, name: str, **fields: Any) -> None:
+    """Set health columns of source `name` (consecutive_failures, last_success_at, broken, ...)."""
+    if not fields:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    with transaction(db):
+        db.execute(f"UPDATE sources SET {assignments} WHERE name = ?", [*fields.values(), name])
