@@ -1,0 +1,317 @@
+"""One crawl cycle: fetch each source, find new items, fetch and extract their pages, tag, store.
+
+This module wires the stages (`pipelines`) to the database (`storage`); the
+stages never see the database and storage never sees HTTP. Network I/O is
+asynchronous (per-host politeness lives in the Fetcher); extraction, tagging
+and writes run on the event loop's thread, one article at a time, each
+article committed with its tags in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+from pipelines.jsonapi import parse_json_api
+from pipelines.listing import parse_listing
+
+from monitor.config import Config, SourceConfig
+from pipelines.extract import extract_article
+from pipelines.feeds import parse_feed
+from pipelines.fetch import Fetcher, FetchResult, RequestRecord
+from pipelines.items import Item, ParsedSource
+from pipelines.lang import detect_language
+from pipelines.tagging import Tagger, TagResult
+from pipelines.urls import canonicalize_url
+from storage import writes
+from storage.db import to_utc_iso, utc_now
+from storage.queries import http_validators
+
+EXPECT = {"feed": "feed", "html_list": "html", "json_api": "json"}
+
+
+@dataclass
+class SourceOutcome:
+    """What one source gave in one cycle."""
+
+    name: str
+    ok: bool = True
+    new_articles: int = 0
+    items_seen: int = 0
+    deferred: int = 0
+    error: str = ""
+    elapsed: float = 0.0
+    not_modified: bool = False
+    mentions: int = 0
+    figures: int = 0
+
+
+@dataclass
+class CycleSummary:
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    new_article_ids: list[int] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def sources_ok(self) -> int:
+        return sum(o.ok for o in self.outcomes)
+
+    @property
+    def sources_failed(self) -> int:
+        return sum(not o.ok for o in self.outcomes)
+
+    @property
+    def mentions(self) -> int:
+        return sum(o.mentions for o in self.outcomes)
+
+    @property
+    def figures(self) -> int:
+        return sum(o.figures for o in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sources_ok": self.sources_ok,
+            "sources_failed": self.sources_failed,
+            "new_articles": len(self.new_article_ids),
+            "mentions": self.mentions,
+            "figures": self.figures,
+            "elapsed": round(self.elapsed, 3),
+            "sources": [o.__dict__ for o in self.outcomes],
+        }
+
+
+Progress = Callable[[SourceOutcome], None]
+
+
+def run_crawl(
+    config: Config,
+    db: sqlite_utils.Database,
+    tagger: Tagger,
+    sources: Sequence[SourceConfig] | None = None,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> CycleSummary:
+    """Crawl `sources` (default: every enabled source) once, now, whatever their schedule says."""
+    chosen = [s for s in config.sources if s.enabled] if sources is None else list(sources)
+    crawler = _Crawler(config, db, tagger, progress, stop or threading.Event())
+    return asyncio.run(crawler.run(chosen))
+
+
+class _Crawler:
+    def __init__(self, config: Config, db: sqlite_utils.Database, tagger: Tagger,
+                 progress: Progress | None, stop: threading.Event) -> None:
+        self.config = config
+        self.db = db
+        self.tagger = tagger
+        self.progress = progress
+        self.stop = stop
+        self.summary = CycleSummary()
+
+    async def run(self, sources: list[SourceConfig]) -> CycleSummary:
+        started = time.monotonic()
+        for source in sources:
+            writes.upsert_source(self.db, {
+                "name": source.name, "kind": source.kind, "url": source.url, "country": source.country,
+                "lang": source.lang, "enabled": int(source.enabled),
+            })
+        self.article_slots = asyncio.Semaphore(self.config.article_concurrency)
+        async with Fetcher(self.config.fetch) as fetcher:
+            self.fetcher = fetcher
+            await asyncio.gather(*(self.crawl_source(source) for source in sources))
+        self.summary.elapsed = time.monotonic() - started
+        return self.summary
+
+    async def crawl_source(self, source: SourceConfig) -> None:
+        started = time.monotonic()
+        outcome = SourceOutcome(source.name)
+        try:
+            await self._crawl_source(source, outcome)
+        except Exception as exc:  # a bug or a storage failure in one source must not stop the others
+            outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"[:300]
+        outcome.elapsed = time.monotonic() - started
+        self._record_health(source, outcome)
+        self.summary.outcomes.append(outcome)
+        if self.progress:
+            self.progress(outcome)
+
+    async def _crawl_source(self, source: SourceConfig, outcome: SourceOutcome) -> None:
+        cached = http_validators(self.db.conn, source.url) or {}
+        result = await self.fetcher.fetch(
+            source.url, expect=EXPECT[source.kind], etag=cached.get("etag"),
+            last_modified=cached.get("last_modified"),
+        )
+        self._record(source.name, result.records)
+        if result.not_modified:
+            outcome.not_modified = True
+            return
+        if result.error:
+            outcome.ok, outcome.error = False, f"{result.error}: {result.message}".strip(": ")
+            return
+        body_hash = hashlib.sha256(result.content).hexdigest()
+        unchanged = cached.get("content_hash") == body_hash
+        # A 200 with the same body means the server's validators saved nothing; count it.
+        unchanged_200s = (cached.get("unchanged_200s") or 0) + 1 if unchanged else 0
+        if unchanged:
+            self._save_validators(source.url, result, body_hash, unchanged_200s)
+            return
+        parsed = self._parse(source, result)
+        if parsed.problem and not parsed.items:
+            outcome.ok, outcome.error = False, f"ParseError: {parsed.problem}"
+            self._record(source.name, [_problem_record(result, "ParseError", parsed.problem)])
+            return
+        items = self._new_items(parsed.items[: source.max_items])
+        outcome.items_seen = len(parsed.items)
+        stored = await asyncio.gather(*(self._store_item(source, item) for item in items))
+        for article in stored:
+            if article is None:
+                outcome.deferred += 1
+            elif article[0] is not None:
+                outcome.new_articles += 1
+                outcome.mentions += article[1]
+                outcome.figures += article[2]
+                self.summary.new_article_ids.append(article[0])
+        # Validators are saved only once every entry is stored, so a crash or a
+        # deferred item never makes the next cycle skip entries.
+        if not outcome.deferred and not self.stop.is_set():
+            self._save_validators(source.url, result, body_hash, 0)
+
+    def _parse(self, source: SourceConfig, result: FetchResult) -> ParsedSource:
+        base = result.final_url
+        if source.kind == "feed":
+            return parse_feed(result.content, base, result.content_type)
+        if source.kind == "html_list":
+            assert source.listing is not None
+            return parse_listing(result.text or "", base, source.listing)
+        assert source.json_api is not None
+        return parse_json_api(result.content, source.base_url or base, source.json_api)
+
+    def _new_items(self, items: list[Item]) -> list[Item]:
+        """Items whose link (as given or canonical) leads to no stored article, each once."""
+        by_key: dict[str, Item] = {}
+        for item in items:
+            by_key.setdefault(canonicalize_url(item.url), item)
+        known = writes.known_urls(self.db, [*by_key, *(i.url for i in by_key.values())])
+        return [i for key, i in by_key.items() if key not in known and i.url not in known]
+
+    async def _store_item(self, source: SourceConfig, item: Item) -> tuple[int | None, int, int] | None:
+        """Fetch, extract, tag and store one item; None if it must wait for the next cycle."""
+        async with self.article_slots:
+            if self.stop.is_set():
+                return None
+            page: FetchResult | None = None
+            if source.fetch_articles:
+                page = await self.fetcher.fetch(item.url, expect="html")
+                self._record(source.name, page.records)
+                if page.retry_later:
+                    return None
+            if self.stop.is_set():
+                return None
+            article = self._build_article(source, item, page)
+            tags = self.tagger.tag(article["text"], article["lang"])
+            mentions, figures = tag_rows(tags)
+            urls = [item.url, canonicalize_url(item.url)]
+            if page is not None:
+                urls.append(page.final_url)
+            article_id, is_new = writes.store_article(self.db, article, mentions, figures, urls)
+            if not is_new:
+                return None, 0, 0
+            return article_id, len(mentions), len(figures)
+
+    def _build_article(self, source: SourceConfig, item: Item, page: FetchResult | None) -> dict[str, Any]:
+        title, text, published, lang_hint = item.title, "", item.published_at, item.lang or source.lang
+        origin, note = "page", None
+        url = canonicalize_url(page.final_url if page is not None and page.ok else item.url)
+        if page is not None and page.ok and page.text:
+            extracted = extract_article(page.text, page.final_url)
+            text = extracted.text
+            title = title or extracted.title
+            published = published or extracted.published_at
+            lang_hint = extracted.lang or lang_hint
+            if not text:
+                note = "the page yielded no article text"
+        elif page is not None:
+            note = f"page not fetched: {page.error or 'HTTP ' + str(page.status)} {page.message}".strip()
+        else:
+            note = "source configured with fetch_articles = false"
+        if not text:
+            origin, text = "feed_summary", item.summary or ""
+        lang = detect_language(f"{title or ''}\n{text}", hint=lang_hint)
+        return {
+            "url": url,
+            "link": item.url,
+            "source": source.name,
+            "country": source.country,
+            "title": title,
+            "published_at": to_utc_iso(published) if isinstance(published, datetime) else None,
+            "lang": lang,
+            "text": text,
+            "summary": item.summary,
+            "text_origin": origin,
+            "extraction_note": note,
+            "content_hash": writes.content_hash(title, text),
+            "guid": item.guid,
+        }
+
+    def _record(self, source: str, records: list[RequestRecord]) -> None:
+        writes.record_fetches(self.db, source, [
+            {**r.__dict__, "fetched_at": to_utc_iso(r.fetched_at)} for r in records
+        ])
+
+    def _save_validators(self, url: str, result: FetchResult, body_hash: str, unchanged_200s: int) -> None:
+        writes.save_validators(self.db, url, etag=result.etag, last_modified=result.last_modified,
+                               content_hash=body_hash, unchanged_200s=unchanged_200s)
+
+    def _record_health(self, source: SourceConfig, outcome: SourceOutcome) -> None:
+        now = utc_now()
+        if outcome.ok:
+            fields: dict[str, Any] = {"consecutive_failures": 0, "last_success_at": now, "last_attempt_at": now}
+            if outcome.new_articles:
+                fields["last_new_item_at"] = now
+            if not outcome.error:
+                fields.update(broken=0, broken_reason=None)
+        else:
+            row = self.db.execute("SELECT consecutive_failures FROM sources WHERE name = ?",
+                                  [source.name]).fetchone()
+            fields = {"consecutive_failures": (row[0] if row else 0) + 1, "last_error": outcome.error,
+                      "last_error_at": now, "last_attempt_at": now}
+            if "selectors matched nothing" in outcome.error:
+                fields.update(broken=1, broken_reason="the board's selectors matched nothing (site redesign?)")
+        writes.update_source_health(self.db, source.name, **fields)
+
+
+def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Turn the tagging stage's result into `mentions` and `figures` rows."""
+    mentions = [
+        {"kind": "visa", "label": v.id, "country": v.country, "text": v.text, "start": v.start, "end": v.end,
+         "sentence": v.sentence} for v in tags.visas
+    ]
+    mentions += [
+        {"kind": "sector", "label": s.sector, "text": s.text, "start": s.start, "end": s.end,
+         "sentence": s.sentence} for s in tags.sectors
+    ]
+    mentions += [
+        {"kind": "country", "label": c.label, "country": c.label, "text": c.text, "start": c.start, "end": c.end,
+         "sentence": c.sentence} for c in tags.countries
+    ]
+    mentions += [
+        {"kind": "org", "label": o.label, "country": o.label.split(":")[0] if ":" in o.label else None,
+         "text": o.text, "start": o.start, "end": o.end, "sentence": o.sentence} for o in tags.orgs
+    ]
+    figures = [
+        {"value": f.value, "unit": f.unit, "year": f.year, "visa": f.visa, "text": f.text, "start": f.start,
+         "end": f.end, "sentence": f.sentence} for f in tags.figures
+    ]
+    return mentions, figures
+
+
+def _problem_record(result: FetchResult, error: str, message: str) -> RequestRecord:
+    return RequestRecord(result.final_url, result.status, error, message[:200], datetime.now().astimezone(),
+                         len(result.content), 0.0)
