@@ -225,3 +225,23 @@ def iter_articles_for_tagging(conn: sqlite3.Connection, batch: int = 200) -> Ite
 
 def count_articles(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+
+
+def source_health_rows(conn: sqlite3.Connection, now_iso: str) -> list[dict[str, Any]]:
+    """Every source's stored health with its new-article counts over 7, 30 and 90 days before `now_iso`."""
+    cursor = conn.execute(
+        """
+        SELECT s.*,
+          (SELECT count(*) FROM articles a WHERE a.source = s.name
+             AND a.fetched_at >= strftime('%Y-%m-%dT%H:%M:%S+00:00', ?, '-7 days')) AS new_7d,
+          (SELECT count(*) FROM articles a WHERE a.source = s.name
+             AND a.fetched_at >= strftime('%Y-%m-%dT%H:%M:%S+00:00', ?, '-30 days')) AS new_30d,
+          (SELECT count(*) FROM articles a WHERE a.source = s.name
+             AND a.fetched_at >= strftime('%Y-%m-%dT%H:%M:%S+00:00', ?, '-90 days')) AS new_90d,
+          (SELECT max(a.fetched_at) FROM articles a WHERE a.source = s.name) AS last_article_at
+        FROM sources s ORDER BY s.name
+        """,
+        [now_iso, now_iso, now_iso],
+    )
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
