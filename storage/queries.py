@@ -144,7 +144,7 @@ def search_articles(
         params = match_params + params
     if query and not _CJK.search(query):
         sql = select.format(
-            snippet=f"snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)",
+            snippet=f"snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)",
             rank="bm25(articles_fts, 5.0, 1.0)",
         ).replace("FROM articles a", "FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid")
         clauses[0] = "articles_fts MATCH ?"

@@ -1,0 +1,147 @@
+"""Storage: migrations, atomic article writes, dedup, full-text search in three scripts, read-only SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import StorageError, open_db, open_readonly
+from storage.queries import QueryError, SearchFilters, run_sql, search_articles, validate_fts_query
+from storage.schema import SCHEMA_VERSION
+from storage.writes import content_hash, known_urls, replace_tags, store_article
+
+
+def article(url: str, title: str, text: str, **extra) -> dict:
+    return {"url": url, "title": title, "text": text, "content_hash": content_hash(title, text), "source": "s",
+            **extra}
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = open_db(tmp_path / "m.db")
+    yield database
+    database.close()
+
+
+def test_open_db_creates_schema_in_wal_mode(tmp_path: Path):
+    db = open_db(tmp_path / "new.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert {"articles", "mentions", "figures", "fetches", "sources", "alerts_sent"} <= set(db.table_names())
+
+
+def test_reopening_applies_no_migration_twice(tmp_path: Path):
+    open_db(tmp_path / "m.db").close()
+    db = open_db(tmp_path / "m.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path):
+    conn = sqlite3.connect(tmp_path / "future.db")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StorageError, match="newer than this program"):
+        open_db(tmp_path / "future.db")
+
+
+def test_article_and_tags_are_stored_together(db):
+    mentions = [{"kind": "visa", "label": "KR:E-7", "country": "KR", "text": "E-7", "start": 0, "end": 3}]
+    figures = [{"value": 313.0, "unit": "people", "year": 2012, "text": "313", "start": 10, "end": 13}]
+    article_id, new = store_article(db, article("https://a.example/1", "E-7", "E-7 visa up"), mentions, figures)
+    assert new
+    assert db.execute("SELECT label FROM mentions WHERE article_id = ?", [article_id]).fetchall() == [("KR:E-7",)]
+    assert db.execute("SELECT value, year FROM figures").fetchall() == [(313.0, 2012)]
+
+
+def test_a_failed_tag_write_leaves_no_half_stored_article(db):
+    bad_mentions = [{"kind": "not-a-kind", "label": "x", "text": "x", "start": 0, "end": 1}]
+    with pytest.raises(sqlite3.IntegrityError):
+        store_article(db, article("https://a.example/1", "T", "text"), bad_mentions, [])
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM article_urls").fetchone()[0] == 0
+
+
+def test_same_url_or_same_content_is_not_stored_twice(db):
+    first, _ = store_article(db, article("https://a.example/1", "Title", "Body text"), [], [])
+    again, new = store_article(db, article("https://a.example/1", "Other", "Other"), [], [])
+    assert (again, new) == (first, False)
+    syndicated, new = store_article(db, article("https://b.example/copy", "title", "body  text"), [], [],
+                                    urls=["https://b.example/copy?utm_source=x"])
+    assert (syndicated, new) == (first, False)
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+    assert known_urls(db, ["https://b.example/copy", "https://b.example/copy?utm_source=x", "https://c/"]) == {
+        "https://b.example/copy", "https://b.example/copy?utm_source=x"}
+
+
+def test_replace_tags_swaps_old_tags_for_new(db):
+    article_id, _ = store_article(db, article("https://a.example/1", "T", "text"),
+                                  [{"kind": "sector", "label": "ai", "text": "AI", "start": 0, "end": 2}], [])
+    replace_tags(db, article_id, [{"kind": "sector", "label": "biotech", "text": "bio", "start": 0, "end": 3}], [])
+    assert db.execute("SELECT label FROM mentions").fetchall() == [("biotech",)]
+
+
+@pytest.fixture
+def searchable(tmp_path: Path):
+    db = open_db(tmp_path / "s.db")
+    store_article(db, article("https://a.example/en", "Korea plans a Top-Tier visa",
+                              "The visa targets semiconductor and AI talent.", lang="en", country="KR",
+                              published_at="2025-07-01T00:00:00+00:00"),
+                  [{"kind": "visa", "label": "KR:TOP-TIER", "country": "KR", "text": "Top-Tier visa", "start": 0,
+                    "end": 13}], [])
+    store_article(db, article("https://a.example/ja", "高度専門職の認定件数",
+                              "高度専門職の認定件数は2023年に46,946件となった。", lang="ja",
+                              published_at="2024-03-01T00:00:00+00:00"),
+                  [{"kind": "visa", "label": "JP:HSP", "country": "JP", "text": "高度専門職", "start": 0, "end": 5}], [])
+    store_article(db, article("https://a.example/ko", "톱티어 비자 도입", "정부는 톱티어비자를 도입한다.", lang="ko"), [], [])
+    db.close()
+    conn = open_readonly(tmp_path / "s.db")
+    yield conn
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_url"),
+    [
+        ('"top tier"', "https://a.example/en"),
+        ("semiconduct*", "https://a.example/en"),
+        ("semiconductor NOT football", "https://a.example/en"),
+        ("高度専門職", "https://a.example/ja"),
+        ("톱티어", "https://a.example/ko"),
+        ("비자", "https://a.example/ko"),
+    ],
+)
+def test_search_finds_words_phrases_prefixes_and_cjk_terms(searchable, query, expected_url):
+    results = search_articles(searchable, query)
+    assert [r["url"] for r in results] == [expected_url]
+    assert "<mark>" in results[0]["snippet"]
+
+
+def test_search_filters_by_visa_country_and_date(searchable):
+    assert [r["url"] for r in search_articles(searchable, "", SearchFilters(visa="JP:*"))] == ["https://a.example/ja"]
+    assert [r["url"] for r in search_articles(searchable, "", SearchFilters(country="kr"))] == ["https://a.example/en"]
+    dated = search_articles(searchable, "", SearchFilters(since="2025-01-01", lang="en"))
+    assert [r["url"] for r in dated] == ["https://a.example/en"]
+
+
+def test_invalid_fts_query_is_a_clear_error(searchable):
+    assert validate_fts_query('"unterminated') is not None
+    assert validate_fts_query('"top tier" OR semiconduct*') is None
+    with pytest.raises(QueryError, match="invalid search query"):
+        search_articles(searchable, "AND AND")
+
+
+def test_readonly_connection_refuses_writes_whatever_the_sql(searchable):
+    with pytest.raises(QueryError, match="read-only"):
+        run_sql(searchable, "DELETE FROM articles")
+    with pytest.raises(QueryError):
+        run_sql(searchable, "PRAGMA query_only = OFF; DELETE FROM articles")
+    columns, rows = run_sql(searchable, "SELECT count(*) AS n FROM articles")
+    assert (columns, rows) == (["n"], [(3,)])
+
+
+def test_open_readonly_needs_an_existing_database(tmp_path: Path):
+    with pytest.raises(StorageError, match="does not exist"):
+        open_readonly(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
