@@ -1,0 +1,373 @@
+"""Feed parsing: RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 (feedparser), JSON Feed 1.0/1.1.
+
+    parse_feed(content, base_url, content_type=None) -> ParsedSource
+
+Never raises on bad web input: whatever goes wrong becomes `ParsedSource.problem`
+(one line), and the entries of a recoverable ("bozo") feed are kept.
+
+XML entity declarations are refused before feedparser sees the document: a DOCTYPE
+that declares entities is how billion-laughs and external-entity attacks start, and
+no feed we watch needs one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import xml.parsers.expat
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+from lxml import etree
+from lxml import html as lxml_html
+
+from pipelines.dates import parse_date
+from pipelines.items import Item, ParsedSource
+from pipelines.urls import is_http_url
+
+ENTITY_PROBLEM = "XML entity declarations refused"
+
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 header hr "
+    "li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_MAX_PROBLEM_CHARS = 300
+
+
+# -- text helpers ---------------------------------------------------------------------------------
+
+
+def collapse_whitespace(text: str) -> str:
+    """Collapse runs of spaces within lines and drop blank lines (paragraphs become single lines)."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def html_to_text(html: str | None) -> str | None:
+    """Plain text of an HTML fragment: tags, comments, scripts and styles removed, entities
+    decoded, block elements on their own lines. None for empty input or empty result."""
+    if not html:
+        return None
+    if "<" not in html and "&" not in html:
+        return collapse_whitespace(html) or None
+    try:
+        root = lxml_html.fragment_fromstring(_CONTROL_CHARS.sub("", html), create_parent="div")
+    except (ValueError, etree.LxmlError):
+        return collapse_whitespace(html) or None
+    etree.strip_elements(root, "script", "style", etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
+            # Separate block elements so "<p>a</p><p>b</p>" does not become "ab".
+            element.tail = "\n" + (element.tail or "")
+            element.text = "\n" + (element.text or "")
+    return collapse_whitespace(root.text_content()) or None
+
+
+def one_line(message: object) -> str:
+    """A problem message on one line, bounded in length."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= _MAX_PROBLEM_CHARS else text[: _MAX_PROBLEM_CHARS - 1] + "…"
+
+
+# -- XML attack guard -----------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised from expat handlers to end the prolog scan early."""
+
+    def __init__(self, found_entity: bool) -> None:
+        self.found_entity = found_entity
+
+
+def declares_entities(content: bytes) -> bool:
+    """True if the document's DOCTYPE declares entities (internal or external, general or parameter).
+
+    Fast path: a document with no "<!ENTITY" in it (NUL bytes removed, so UTF-16/32 is
+    covered) is clean. Otherwise expat reads the prolog only: an entity declaration
+    stops it before anything is expanded, and the first element ends the scan. A
+    prolog expat cannot read, in a document that contains "<!ENTITY", counts as
+    declaring entities: we cannot prove otherwise.
+    """
+    if not _ENTITY_DECL.search(content.replace(b"\x00", b"")):
+        return False
+    parser = xml.parsers.expat.ParserCreate()
+
+    def on_entity(*_args: object) -> None:
+        raise _Stop(True)
+
+    def on_element(*_args: object) -> None:
+        raise _Stop(False)
+
+    parser.EntityDeclHandler = on_entity
+    parser.UnparsedEntityDeclHandler = on_entity
+    parser.StartElementHandler = on_element
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    try:
+        parser.Parse(content, True)
+    except _Stop as stop:
+        return stop.found_entity
+    except (xml.parsers.expat.ExpatError, ValueError, LookupError):
+        return True
+    return True  # no element at all, yet "<!ENTITY" somewhere: refuse
+
+
+# -- feedparser -----------------------------------------------------------------------------------
+
+
+def _feedparser_content_type(content_type: str | None) -> str:
+    """The Content-Type to hand feedparser.
+
+    RFC 7303 lets an XML document without a charset parameter declare its own encoding;
+    feedparser follows the older RFC 3023 (text/xml means us-ascii) and calls every such
+    feed ill-formed. Non-XML types (text/html, octet-stream), common on government sites,
+    say nothing about a feed either. In both cases only the charset is worth passing on.
+    """
+    if not content_type:
+        return "application/xml"
+    mime, _, params = content_type.partition(";")
+    mime = mime.strip().lower()
+    charset = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", params, re.IGNORECASE)
+    is_xml = mime.endswith("/xml") or mime.endswith("+xml")
+    if is_xml and (charset or not mime.startswith("text/")):
+        return content_type
+    return f"application/xml; charset={charset.group(1)}" if charset else "application/xml"
+
+
+def _get(mapping: Mapping[str, Any], key: str) -> Any:
+    """Plain dict lookup: FeedParserDict.get() maps updated->published with a DeprecationWarning."""
+    return dict.get(mapping, key) if isinstance(mapping, dict) else mapping.get(key)
+
+
+def _struct_to_datetime(value: Any) -> datetime | None:
+    """feedparser's parsed dates are UTC struct_times."""
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _entry_date(entry: Mapping[str, Any]) -> datetime | None:
+    for key in ("published", "updated", "created"):
+        parsed = _struct_to_datetime(_get(entry, f"{key}_parsed"))
+        if parsed:
+            return parsed
+    for key in ("published", "updated", "created"):
+        raw = _get(entry, key)
+        if isinstance(raw, str) and raw.strip():
+            parsed = parse_date(raw)
+            if parsed:
+                return parsed
+    return None
+
+
+def _detail_text(value: Any, detail: Any) -> str | None:
+    """Plain text of a feedparser text construct, stripping markup only when it is HTML."""
+    if not isinstance(value, str):
+        return None
+    content_type = (detail or {}).get("type", "text/plain") if isinstance(detail, Mapping) else "text/plain"
+    if "html" in content_type:
+        return html_to_text(value)
+    return collapse_whitespace(value) or None
+
+
+def _entry_summary(entry: Mapping[str, Any]) -> str | None:
+    """Full content when the feed carries it (content:encoded, atom:content), else the summary."""
+    for content in _get(entry, "content") or []:
+        if isinstance(content, Mapping):
+            text = _detail_text(content.get("value"), content)
+            if text:
+                return text
+    return _detail_text(_get(entry, "summary"), _get(entry, "summary_detail"))
+
+
+def _entry_lang(entry: Mapping[str, Any], feed_lang: str | None) -> str | None:
+    candidates = [_get(entry, "language")]
+    for key in ("title_detail", "summary_detail"):
+        detail = _get(entry, key)
+        if isinstance(detail, Mapping):
+            candidates.append(detail.get("language"))
+    candidates += [c.get("language") for c in _get(entry, "content") or [] if isinstance(c, Mapping)]
+    for lang in [*candidates, feed_lang]:
+        if isinstance(lang, str) and lang.strip():
+            return lang.strip()
+    return None
+
+
+def _resolve_http(link: Any, base_url: str) -> str | None:
+    """`link` made absolute against `base_url`, if it is then an http(s) URL."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        url = urljoin(base_url, link.strip())
+    except ValueError:
+        return None
+    return url if is_http_url(url) else None
+
+
+def _entry_url(entry: Mapping[str, Any], base_url: str) -> str | None:
+    url = _resolve_http(_get(entry, "link"), base_url)
+    if url:
+        return url
+    for link in _get(entry, "links") or []:
+        if isinstance(link, Mapping) and link.get("rel", "alternate") == "alternate":
+            url = _resolve_http(link.get("href"), base_url)
+            if url:
+                return url
+    # A guid is a link only when it is already an absolute http(s) URL, never resolved.
+    guid = _get(entry, "id")
+    return guid.strip() if isinstance(guid, str) and is_http_url(guid) else None
+
+
+def _bozo_problem(result: Mapping[str, Any]) -> str | None:
+    if not _get(result, "bozo"):
+        return None
+    exc = _get(result, "bozo_exception")
+    if exc is None:
+        return "ill-formed feed"
+    message = str(exc).strip()
+    return one_line(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+def _parse_xml_feed(content: bytes, base_url: str, content_type: str | None) -> ParsedSource:
+    if declares_entities(content):
+        return ParsedSource(items=[], problem=ENTITY_PROBLEM)
+    # Content-Location makes feedparser resolve links (and xml:base, and permalink guids) the way
+    # it does when it fetches the URL itself. Once any header is given feedparser wants a
+    # Content-Type too, or it calls the feed ill-formed.
+    headers = {"content-location": base_url, "content-type": _feedparser_content_type(content_type)}
+    try:
+        # BytesIO, never the bytes themselves: feedparser treats a string as a URL or a path.
+        result = feedparser.parse(io.BytesIO(content), response_headers=headers)
+    except Exception as exc:  # feedparser's loose parser can trip on odd input; a feed must not stop a crawl
+        return ParsedSource(items=[], problem=one_line(f"feed parser failed: {type(exc).__name__}: {exc}"))
+
+    feed = _get(result, "feed") or {}
+    feed_lang = _get(feed, "language")
+    if not feed_lang and isinstance(_get(feed, "title_detail"), Mapping):
+        feed_lang = feed["title_detail"].get("language")
+    items = []
+    for entry in _get(result, "entries") or []:
+        url = _entry_url(entry, base_url)
+        if not url:
+            continue
+        guid = _get(entry, "id")
+        items.append(
+            Item(
+                url=url,
+                title=_detail_text(_get(entry, "title"), _get(entry, "title_detail")),
+                published_at=_entry_date(entry),
+                summary=_entry_summary(entry),
+                guid=guid.strip() if isinstance(guid, str) and guid.strip() else None,
+                lang=_entry_lang(entry, feed_lang),
+            )
+        )
+    problem = _bozo_problem(result)
+    # An HTML page (a redesigned site, a login wall) parses "successfully" with no version.
+    if problem is None and not (_get(result, "version") or _get(result, "entries")):
+        problem = "not a feed: no RSS, Atom or JSON Feed document found"
+    title = _detail_text(_get(feed, "title"), _get(feed, "title_detail"))
+    return ParsedSource(items=items, title=title, problem=problem)
+
+
+# -- JSON Feed ------------------------------------------------------------------------------------
+
+
+def _looks_like_json(content: bytes, content_type: str | None) -> bool:
+    """The document's first byte decides; the Content-Type only when that is ambiguous."""
+    head = content[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{"):
+        return True
+    return not head.startswith(b"<") and bool(content_type and "json" in content_type.lower())
+
+
+def load_json(content: bytes | str) -> Any:
+    """json.loads that tolerates a BOM and invalid UTF-8 (replacement characters)."""
+    if isinstance(content, bytes):
+        try:
+            return json.loads(content)
+        except UnicodeDecodeError:
+            content = content.decode("utf-8", errors="replace")
+    return json.loads(content.lstrip("\ufeff"))
+
+
+def _json_feed_item(entry: Any, base_url: str, feed_lang: str | None) -> Item | None:
+    if not isinstance(entry, dict):
+        return None
+    guid = _get(entry, "id")
+    guid = str(guid).strip() if isinstance(guid, str | int) and str(guid).strip() else None
+    url = _resolve_http(_get(entry, "url"), base_url) or _resolve_http(_get(entry, "external_url"), base_url)
+    if not url and guid and is_http_url(guid):
+        url = guid
+    if not url:
+        return None
+    title = _get(entry, "title")
+    summary = None
+    if isinstance(_get(entry, "content_text"), str):
+        summary = collapse_whitespace(entry["content_text"]) or None
+    if not summary and isinstance(_get(entry, "content_html"), str):
+        summary = html_to_text(entry["content_html"])
+    if not summary and isinstance(_get(entry, "summary"), str):
+        summary = collapse_whitespace(entry["summary"]) or None
+    published = None
+    for key in ("date_published", "date_modified"):
+        if isinstance(_get(entry, key), str):
+            published = parse_date(entry[key])
+            if published:
+                break
+    lang = _get(entry, "language") if isinstance(_get(entry, "language"), str) else feed_lang
+    return Item(
+        url=url,
+        title=html_to_text(title) if isinstance(title, str) else None,
+        published_at=published,
+        summary=summary,
+        guid=guid,
+        lang=lang or None,
+    )
+
+
+def parse_json_feed(content: bytes | str, base_url: str) -> ParsedSource:
+    """Parse a JSON Feed 1.0/1.1 document (https://jsonfeed.org/version/1.1)."""
+    try:
+        doc = load_json(content)
+    except (ValueError, RecursionError) as exc:
+        return ParsedSource(items=[], problem=one_line(f"invalid JSON: {exc}"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        return ParsedSource(items=[], problem="not a JSON Feed: no top-level 'items' list")
+    version = doc.get("version")
+    problem = None
+    if not (isinstance(version, str) and "jsonfeed.org/version/" in version):
+        problem = "not a JSON Feed: missing or unknown 'version'"
+    feed_lang = doc.get("language") if isinstance(doc.get("language"), str) else None
+    items = [item for e in doc["items"] if (item := _json_feed_item(e, base_url, feed_lang))]
+    title = doc.get("title")
+    return ParsedSource(items=items, title=html_to_text(title) if isinstance(title, str) else None, problem=problem)
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def parse_feed(content: bytes, base_url: str, content_type: str | None = None) -> ParsedSource:
+    """Parse an RSS, Atom or JSON Feed document into items.
+
+    `base_url` is the URL the document was fetched from (after redirects): relative links
+    resolve against it (and against xml:base inside the feed). `content_type` is the HTTP
+    header, whose charset wins over the document's own declaration. Items without an
+    http(s) link are skipped (a guid that is an absolute http(s) URL stands in for a
+    missing link). Never raises on bad input: see `ParsedSource.problem`.
+    """
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    if not content.strip(b" \t\r\n\x00"):
+        return ParsedSource(items=[], problem="empty document")
+    if _looks_like_json(content, content_type):
+        return parse_json_feed(content, base_url)
+    return _parse_xml_feed(content, base_url, content_type)
