@@ -1,0 +1,185 @@
+"""HTML press-release boards with no feed: CSS selectors turn list rows into items.
+
+    spec = ListingSpec(item="table.artclTable tbody tr", link="td._artclTdTitle a.artclLinkView",
+                       date="td._artclTdRdate")
+    parse_listing(html, "https://www.moj.go.kr/moj/221/subview.do", spec) -> ParsedSource
+
+When the link lives in JavaScript (`onclick="boardDetailR('123')"`), `link_attr`,
+`link_regex` and `link_template` build it: the regex's groups fill `{1}`, `{2}`...
+(or named groups such as `{id}`; `{id}` also means group 1 when no group is named id).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import soupsieve
+from bs4 import BeautifulSoup, Tag
+
+from pipelines.dates import parse_date
+from pipelines.feeds import collapse_whitespace, one_line
+from pipelines.items import Item, ParsedSource
+from pipelines.urls import is_http_url
+
+NOTHING_MATCHED = "selectors matched nothing"
+
+
+@dataclass
+class ListingSpec:
+    """Where a board's items are: CSS selectors (soupsieve) and how to build each link."""
+
+    item: str
+    """Selector for each row of the list, matched against the whole page."""
+    link: str = "a"
+    """Selector, within the row, for the element carrying the link."""
+    title: str | None = None
+    """Selector within the row for the title; default: the link element's text."""
+    date: str | None = None
+    """Selector within the row for the date (its `datetime` attribute or its text)."""
+    link_attr: str = "href"
+    link_regex: str | None = None
+    """Regex searched in the attribute value; without a template its group 1 (or whole match) is the link."""
+    link_template: str | None = None
+    """URL built from the regex groups, e.g. "https://www.moj.go.kr/bbs/moj/182/{1}/artclView.do"."""
+
+    def __post_init__(self) -> None:
+        # The config reader passes None for keys it has no value for; keep the defaults then.
+        if self.link is None:
+            self.link = "a"
+        if self.link_attr is None:
+            self.link_attr = "href"
+
+
+def _selector_error(selector: str | None, what: str) -> str | None:
+    if selector is None:
+        return None
+    if not selector.strip():
+        return f"{what} selector is empty"
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as exc:
+        return one_line(f"invalid CSS selector {selector!r}: {str(exc).splitlines()[0]}")
+    return None
+
+
+def _template_fields(template: str) -> list[str]:
+    """Field names used by a str.format template ("{1}", "{id}"); raises ValueError if malformed."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def validate_listing_spec(spec: ListingSpec) -> str | None:
+    """Check the selectors, the regex and the template; None if usable, else a one-line error."""
+    for selector, what in ((spec.item, "item"), (spec.link, "link"), (spec.title, "title"), (spec.date, "date")):
+        error = _selector_error(selector, what)
+        if error:
+            return error
+    if not spec.link_attr or not spec.link_attr.strip():
+        return "link_attr is empty"
+    pattern = None
+    if spec.link_regex is not None:
+        try:
+            pattern = re.compile(spec.link_regex)
+        except re.error as exc:
+            return one_line(f"invalid link_regex {spec.link_regex!r}: {exc}")
+    if spec.link_template is not None:
+        try:
+            fields = _template_fields(spec.link_template)
+        except ValueError as exc:
+            return one_line(f"invalid link_template {spec.link_template!r}: {exc}")
+        groups = pattern.groups if pattern else 0
+        names = set(pattern.groupindex) if pattern else set()
+        for name in fields:
+            known = (
+                (name.isdigit() and int(name) <= groups)
+                or name in names
+                or (name == "id" and groups >= 1)
+            )
+            if not known:
+                return one_line(
+                    f"link_template {spec.link_template!r} uses {{{name}}} but link_regex "
+                    f"{spec.link_regex!r} has no such group"
+                )
+    return None
+
+
+def _text(element: Tag | None) -> str | None:
+    if element is None:
+        return None
+    return collapse_whitespace(element.get_text(" ")).replace("\n", " ") or None
+
+
+def _attr(element: Tag, name: str) -> str | None:
+    value = element.get(name)
+    if isinstance(value, list):  # multi-valued attributes such as class
+        value = " ".join(value)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _build_link(value: str, spec: ListingSpec, pattern: re.Pattern[str] | None) -> str | None:
+    """The link as written by the page (still relative), from the attribute value."""
+    if pattern is None:
+        return value
+    match = pattern.search(value)
+    if not match:
+        return None
+    if spec.link_template is None:
+        return match.group(1) if pattern.groups else match.group(0)
+    groups = [match.group(0), *(g or "" for g in match.groups())]
+    named = {k: v or "" for k, v in match.groupdict().items()}
+    named.setdefault("id", groups[1] if len(groups) > 1 else match.group(0))
+    return spec.link_template.format(*groups, **named)
+
+
+def _row_date(row: Tag, selector: str | None):
+    element = row.select_one(selector) if selector else None
+    if element is None:
+        return None
+    raw = _attr(element, "datetime") or _text(element)
+    return parse_date(raw) if raw else None
+
+
+def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
+    """Turn the rows of a press-release list page into items (links resolved against base_url).
+
+    Rows without a usable http(s) link are skipped; a link that appears twice (pinned
+    notices are repeated in K2Web boards) is kept once. A non-empty page where `spec.item`
+    matches no row gets the problem "selectors matched nothing": the site was probably
+    redesigned. Never raises on bad markup.
+    """
+    error = validate_listing_spec(spec)
+    if error:
+        return ParsedSource(items=[], problem=error)
+    if not html or not html.strip():
+        return ParsedSource(items=[], problem="empty page")
+    soup = BeautifulSoup(html, "lxml")
+    page_title = _text(soup.title)
+    rows = soup.select(spec.item)
+    if not rows:
+        return ParsedSource(items=[], title=page_title, problem=NOTHING_MATCHED)
+
+    pattern = re.compile(spec.link_regex) if spec.link_regex else None
+    items: list[Item] = []
+    seen: set[str] = set()
+    for row in rows:
+        anchor = row.select_one(spec.link)
+        value = _attr(anchor, spec.link_attr) if anchor is not None else None
+        link = _build_link(value, spec, pattern) if value else None
+        url = urljoin(base_url, link.strip()) if link else None
+        if not url or not is_http_url(url) or url in seen:
+            continue
+        seen.add(url)
+        title = _text(row.select_one(spec.title)) if spec.title else None
+        items.append(
+            Item(
+                url=url,
+                title=title or _text(anchor),
+                published_at=_row_date(row, spec.date),
+            )
+        )
+    problem = None
+    if not items:
+        problem = f"{NOTHING_MATCHED}: {len(rows)} rows but no link in any (link selector {spec.link!r})"
+    return ParsedSource(items=items, title=page_title, problem=problem)
