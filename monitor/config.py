@@ -140,7 +140,7 @@ def config_from_dict(
     reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts"})
 
     storage = reader.table(data, "storage", {"path"})
-    db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "storage", "path", "monitor.db")
+    db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
 
     crawl = reader.table(data, "crawl", {
         "user_agent", "timeout", "connect_timeout", "max_bytes", "max_redirects", "per_host_concurrency",
@@ -149,25 +149,25 @@ def config_from_dict(
     })
     defaults = FetchSettings()
     fetch = FetchSettings(
-        user_agent=reader.string(crawl, "crawl", "user_agent", defaults.user_agent),
-        timeout=reader.number(crawl, "crawl", "timeout", defaults.timeout, minimum=0.1),
-        connect_timeout=reader.number(crawl, "crawl", "connect_timeout", defaults.connect_timeout, minimum=0.1),
-        max_bytes=int(reader.number(crawl, "crawl", "max_bytes", defaults.max_bytes, minimum=1024, integer=True)),
-        max_redirects=int(reader.number(crawl, "crawl", "max_redirects", defaults.max_redirects, minimum=0,
+        user_agent=reader.string(crawl, "[crawl]", "user_agent", defaults.user_agent),
+        timeout=reader.number(crawl, "[crawl]", "timeout", defaults.timeout, minimum=0.1),
+        connect_timeout=reader.number(crawl, "[crawl]", "connect_timeout", defaults.connect_timeout, minimum=0.1),
+        max_bytes=int(reader.number(crawl, "[crawl]", "max_bytes", defaults.max_bytes, minimum=1024, integer=True)),
+        max_redirects=int(reader.number(crawl, "[crawl]", "max_redirects", defaults.max_redirects, minimum=0,
                                         integer=True)),
-        per_host_concurrency=int(reader.number(crawl, "crawl", "per_host_concurrency",
+        per_host_concurrency=int(reader.number(crawl, "[crawl]", "per_host_concurrency",
                                                defaults.per_host_concurrency, minimum=1, integer=True)),
-        per_host_delay=reader.number(crawl, "crawl", "per_host_delay", defaults.per_host_delay, minimum=0),
-        max_tries=int(reader.number(crawl, "crawl", "max_tries", defaults.max_tries, minimum=1, integer=True)),
-        max_retry_after=reader.number(crawl, "crawl", "max_retry_after", defaults.max_retry_after, minimum=0),
-        allow_private_addresses=reader.boolean(crawl, "crawl", "allow_private_addresses",
+        per_host_delay=reader.number(crawl, "[crawl]", "per_host_delay", defaults.per_host_delay, minimum=0),
+        max_tries=int(reader.number(crawl, "[crawl]", "max_tries", defaults.max_tries, minimum=1, integer=True)),
+        max_retry_after=reader.number(crawl, "[crawl]", "max_retry_after", defaults.max_retry_after, minimum=0),
+        allow_private_addresses=reader.boolean(crawl, "[crawl]", "allow_private_addresses",
                                                defaults.allow_private_addresses),
-        obey_robots=reader.boolean(crawl, "crawl", "obey_robots", defaults.obey_robots),
+        obey_robots=reader.boolean(crawl, "[crawl]", "obey_robots", defaults.obey_robots),
     )
-    article_concurrency = int(reader.number(crawl, "crawl", "article_concurrency", 8, minimum=1, integer=True))
+    article_concurrency = int(reader.number(crawl, "[crawl]", "article_concurrency", 8, minimum=1, integer=True))
 
     tagging = reader.table(data, "tagging", {"taxonomy_files"})
-    taxonomy_files = [base_dir / p for p in reader.strings(tagging, "tagging", "taxonomy_files")]
+    taxonomy_files = [base_dir / p for p in reader.strings(tagging, "[tagging]", "taxonomy_files")]
     for file in taxonomy_files:
         if not file.is_file():
             raise ConfigError(f"{reader.file}: [tagging] taxonomy_files: file not found: {file}")
@@ -182,7 +182,7 @@ def config_from_dict(
         "host", "port", "security", "username", "password_env", "password", "sender", "outbox", "timeout",
     }), base_dir)
     alerts_defaults = reader.table(data, "alerts_defaults", {"timezone"})
-    timezone = reader.string(alerts_defaults, "alerts_defaults", "timezone", "UTC")
+    timezone = reader.string(alerts_defaults, "[alerts_defaults]", "timezone", "UTC")
     _check_timezone(reader, timezone)
     alerts = [_alert(reader, raw, index) for index, raw in enumerate(reader.array(data, "alerts"))]
     rule_names = [a.name for a in alerts]
