@@ -1,0 +1,172 @@
+"""Sending mail: SMTP (STARTTLS, implicit TLS or plain) or, when `[email] host` is empty, a Maildir.
+
+The Maildir is chosen by configuration only, never as a fallback: a failing
+SMTP server raises `DeliveryError` and the caller keeps the alert pending.
+Header values built from untrusted text go through `clean_header`, so
+nothing in an article's title can add or change a header.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Protocol
+
+from monitor.config import ConfigError, EmailConfig
+
+# Line breaks of every kind (CR, LF, VT, FF, NEL, U+2028/9) and other controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPACES = re.compile(r"\s{2,}")
+
+
+class DeliveryError(Exception):
+    """A message was not accepted; nothing may be recorded as sent. The message is one line.
+
+    `recipient_refused` says the server is up but refused this recipient, so
+    other messages may still go through; otherwise the server is unreachable
+    or failing and the rest of a batch can wait for the next try.
+    """
+
+    def __init__(self, message: str, *, recipient_refused: bool = False) -> None:
+        super().__init__(message)
+        self.recipient_refused = recipient_refused
+
+
+def clean_header(value: str, limit: int | None = None) -> str:
+    """`value` fit for a header: control characters and line breaks become spaces; shortened with '…'."""
+    value = _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+    if limit is not None and len(value) > limit:
+        value = value[: limit - 1].rstrip() + "…"
+    return value
+
+
+def new_message(sender: str, recipient: str, subject: str, plain: str, html: str) -> EmailMessage:
+    """A multipart/alternative message (plain text, then HTML) with clean headers."""
+    message = EmailMessage()
+    message["From"] = clean_header(sender)
+    message["To"] = clean_header(recipient)
+    message["Subject"] = clean_header(subject)
+    message["Date"] = formatdate(localtime=False)
+    domain = sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = make_msgid(domain=clean_header(domain).replace(" ", "") or "localhost")
+    # RFC 3834: tells auto-responders not to answer.
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(plain)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+class Mailer(Protocol):
+    """Somewhere messages go; `send` returns only once the message was accepted."""
+
+    def send(self, message: EmailMessage, recipient: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MaildirMailer:
+    """Writes each message into the Maildir at `path` (created if needed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        try:
+            if self._box is None:
+                self._box = mailbox.Maildir(self.path, create=True)
+            self._box.add(message)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to the Maildir {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self._box = None
+
+    def __str__(self) -> str:
+        return f"Maildir {self.path}"
+
+
+class SmtpMailer:
+    """Sends through one SMTP connection, opened on first use and reopened after a failure."""
+
+    def __init__(self, config: EmailConfig) -> None:
+        self.config = config
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        config = self.config
+        context = ssl.create_default_context()
+        if config.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
+                                                  context=context)
+        else:
+            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        try:
+            smtp.ehlo()
+            if config.security == "starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if config.username:
+                smtp.login(config.username, config.password() or "")
+        except BaseException:
+            _quietly_close(smtp)
+            raise
+        return smtp
+
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        """Hand `message` to the server for `recipient`; raise DeliveryError unless it was accepted."""
+        where = f"SMTP server {self.config.host}:{self.config.port}"
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.send_message(message, from_addr=self.config.sender, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.close()
+            code, reason = next(iter(exc.recipients.values()), (0, b""))
+            raise DeliveryError(f"{where} refused {recipient}: {code} {_text(reason)}",
+                                recipient_refused=True) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise DeliveryError(f"{where} answered {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except (smtplib.SMTPException, OSError) as exc:  # OSError covers timeouts and TLS errors
+            self.close()
+            raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+        if refused:
+            raise DeliveryError(f"{where} refused {recipient}: {refused}", recipient_refused=True)
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            _quietly_close(self._smtp)
+            self._smtp = None
+
+    def __str__(self) -> str:
+        return f"SMTP {self.config.host}:{self.config.port} ({self.config.security})"
+
+
+def mailer_for(config: EmailConfig) -> Mailer:
+    """The SMTP mailer when `[email] host` is set, else the Maildir at `outbox`."""
+    if not config.host:
+        return MaildirMailer(config.outbox)
+    if config.username and config.password_env and config.password() is None:
+        raise ConfigError(f"[email] password_env: the environment variable {config.password_env} is not set")
+    return SmtpMailer(config)
+
+
+def _quietly_close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        try:
+            smtp.close()
+        except OSError:
+            pass
+
+
+def _text(reason: bytes | str) -> str:
+    text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    return clean_header(text)

@@ -1,0 +1,103 @@
+"""monitor.mail: real SMTP on 127.0.0.1 (aiosmtpd), the Maildir, and header sanitising."""
+
+from __future__ import annotations
+
+import mailbox
+
+import pytest
+
+from monitor.config import ConfigError, EmailConfig
+from monitor.mail import (
+    DeliveryError,
+    MaildirMailer,
+    SmtpMailer,
+    clean_header,
+    mailer_for,
+    new_message,
+)
+from tests.test_alerts_fixtures import SmtpSink, free_port, smtp_sink  # noqa: F401 (fixture)
+
+
+def test_clean_header_removes_every_kind_of_line_break():
+    for breaker in ("\r\n", "\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029", "\x00"):
+        cleaned = clean_header(f"Visa news{breaker}Bcc: x@example.org")
+        assert cleaned == "Visa news Bcc: x@example.org"
+
+
+def test_clean_header_shortens_with_ellipsis():
+    assert clean_header("a" * 50, 10) == "a" * 9 + "…"
+    assert clean_header("short", 10) == "short"
+
+
+def test_injected_bcc_in_subject_adds_no_header(smtp_sink):  # noqa: F811
+    config = EmailConfig(host="127.0.0.1", port=smtp_sink.port, security="none", sender="alerts@example.org")
+    message = new_message("alerts@example.org", "reader@example.org",
+                          "[policy-monitor] r: New rule\r\nBcc: x@example.org\r\nX-Evil: 1", "plain", "<p>html</p>")
+    mailer = SmtpMailer(config)
+    mailer.send(message, "reader@example.org")
+    mailer.close()
+    (received,) = smtp_sink.wait_for(1)
+    rcpts, raw = smtp_sink.received[0]
+    assert rcpts == ["reader@example.org"]
+    assert received["Bcc"] is None and received["X-Evil"] is None
+    assert b"\nBcc:" not in raw and b"\nX-Evil:" not in raw
+    assert "Bcc: x@example.org" in received["Subject"]  # kept as harmless text on the one Subject line
+
+
+def test_message_is_multipart_plain_and_html():
+    message = new_message("alerts@example.org", "reader@example.org", "Subject", "plain text", "<p>html</p>")
+    assert message.get_content_type() == "multipart/alternative"
+    assert message.get_body(("plain",)).get_content().strip() == "plain text"
+    assert message.get_body(("html",)).get_content().strip() == "<p>html</p>"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"].endswith("@example.org>")
+
+
+def test_smtp_down_raises_delivery_error_and_writes_no_maildir(tmp_path):
+    config = EmailConfig(host="127.0.0.1", port=free_port(), security="none", outbox=tmp_path / "outbox",
+                         timeout=2)
+    mailer = mailer_for(config)
+    assert isinstance(mailer, SmtpMailer)
+    message = new_message("a@example.org", "b@example.org", "s", "p", "<p>h</p>")
+    with pytest.raises(DeliveryError) as failure:
+        mailer.send(message, "b@example.org")
+    assert f"127.0.0.1:{config.port}" in str(failure.value)
+    assert not failure.value.recipient_refused
+    assert not (tmp_path / "outbox").exists()  # never a silent fallback
+
+
+def test_empty_host_means_maildir(tmp_path):
+    mailer = mailer_for(EmailConfig(host="", outbox=tmp_path / "outbox"))
+    assert isinstance(mailer, MaildirMailer)
+    mailer.send(new_message("a@example.org", "b@example.org", "Hello", "p", "<p>h</p>"), "b@example.org")
+    box = mailbox.Maildir(tmp_path / "outbox", create=False)
+    assert [m["Subject"] for m in box] == ["Hello"]
+
+
+def test_missing_password_variable_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("PM_TEST_SMTP_PASSWORD", raising=False)
+    config = EmailConfig(host="smtp.example.org", username="me", password_env="PM_TEST_SMTP_PASSWORD")
+    with pytest.raises(ConfigError, match="PM_TEST_SMTP_PASSWORD"):
+        mailer_for(config)
+
+
+def test_refused_recipient_is_flagged(smtp_sink):  # noqa: F811
+    class Refusing(SmtpSink):
+        async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+            if address.startswith("nobody@"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    sink = Refusing().start()
+    try:
+        mailer = SmtpMailer(EmailConfig(host="127.0.0.1", port=sink.port, security="none", sender="a@example.org"))
+        message = new_message("a@example.org", "nobody@example.org", "s", "p", "<p>h</p>")
+        with pytest.raises(DeliveryError) as failure:
+            mailer.send(message, "nobody@example.org")
+        assert failure.value.recipient_refused and "550" in str(failure.value)
+        mailer.send(new_message("a@example.org", "ok@example.org", "s", "p", "<p>h</p>"), "ok@example.org")
+        assert len(sink.wait_for(1)) == 1
+        mailer.close()
+    finally:
+        sink.stop()
