@@ -146,6 +146,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rule, article_id)
     );
     """,
+    # 4 (alerts, issue 5): each recipient's copy of an alert, recorded once the
+    # SMTP server accepted it, so a retry after one recipient failed never
+    # re-sends to the others; `alerts_sent` is written when all have it.
+    """
+    CREATE TABLE alert_deliveries (
+        rule TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (rule, article_id, recipient)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

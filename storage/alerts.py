@@ -1,0 +1,263 @@
+"""Alert bookkeeping: when each rule first appeared, which articles match it, and the delivery ledger.
+
+Exactly-once delivery rests on two tables. `alert_deliveries(rule, article_id,
+recipient)` records each recipient's copy once the SMTP server accepted it, so
+a retry never sends a recipient the same alert twice; `alerts_sent(rule,
+article_id)` is written when every recipient has it, and an article in it is
+never a candidate for that rule again. Knows nothing of SMTP or of the config
+model: rules come in as `RuleConditions`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import utc_now
+from storage.queries import SearchFilters, filter_clauses, fts_match_clause
+from storage.writes import transaction
+
+ARTICLE_COLUMNS = ("id", "title", "url", "source", "published_at", "fetched_at", "lang", "text", "content_hash")
+
+
+@dataclass
+class FigureFilter:
+    """A condition on one figure of an article: its visa (or 'KR:*'), unit, value range and year."""
+
+    visa: str | None = None
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    year: int | None = None
+
+
+@dataclass
+class RuleConditions:
+    """What an alert rule matches. Fields combine with AND; the values inside one list with OR."""
+
+    query: str | None = None
+    visas: Sequence[str] = ()
+    sectors: Sequence[str] = ()
+    countries: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    langs: Sequence[str] = ()
+    figures: Sequence[FigureFilter] = field(default_factory=tuple)
+
+
+def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]:
+    """SQL conditions on articles `a` for `conditions`, with their parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if conditions.query:
+        sql, values = fts_match_clause(conditions.query)
+        clauses.append(sql)
+        params += values
+    # The search filters' SQL, so that `KR:*`, a visa's country and the
+    # source's country mean the same in alerts as in `monitor search`.
+    for name, values in (("visa", conditions.visas), ("sector", conditions.sectors),
+                         ("country", conditions.countries)):
+        if not values:
+            continue
+        alternatives = [filter_clauses(SearchFilters(**{name: value})) for value in values]
+        clauses.append("(" + " OR ".join(" AND ".join(sql) for sql, _ in alternatives) + ")")
+        for _, values_ in alternatives:
+            params += values_
+    if conditions.sources:
+        marks = ",".join("?" * len(conditions.sources))
+        # A syndicated copy counts: the story reached us through that source too.
+        clauses.append(f"(a.source IN ({marks}) OR EXISTS (SELECT 1 FROM article_urls u"
+                       f" WHERE u.article_id = a.id AND u.source IN ({marks})))")
+        params += [*conditions.sources, *conditions.sources]
+    if conditions.langs:
+        clauses.append(f"a.lang IN ({','.join('?' * len(conditions.langs))})")
+        params += list(conditions.langs)
+    if conditions.figures:
+        alternatives = []
+        for figure in conditions.figures:
+            parts, values = _figure_clause(figure)
+            alternatives.append(f"EXISTS (SELECT 1 FROM figures f WHERE f.article_id = a.id{parts})")
+            params += values
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+    return clauses, params
+
+
+def _figure_clause(figure: FigureFilter) -> tuple[str, list[Any]]:
+    sql, params = "", []
+    if figure.visa:
+        if figure.visa.endswith("*"):
+            sql += " AND f.visa LIKE ? ESCAPE '\\'"
+            params.append(figure.visa[:-1].replace("%", "\\%").replace("_", "\\_") + "%")
+        else:
+            sql += " AND f.visa = ?"
+            params.append(figure.visa)
+    if figure.unit:
+        sql += " AND f.unit = ?"
+        params.append(figure.unit)
+    if figure.min is not None:
+        sql += " AND f.value >= ?"
+        params.append(figure.min)
+    if figure.max is not None:
+        sql += " AND f.value <= ?"
+        params.append(figure.max)
+    if figure.year is not None:
+        sql += " AND f.year = ?"
+        params.append(figure.year)
+    return sql, params
+
+
+def register_rules(db: sqlite_utils.Database, names: Iterable[str]) -> dict[str, int]:
+    """Note rules not seen before, with the newest stored article as their baseline; return every baseline.
+
+    A rule alerts only on articles with an id above its `first_article_id`, so
+    adding a rule to a full database sends nothing about the backlog.
+    """
+    names = list(dict.fromkeys(names))
+    now = utc_now()
+    with transaction(db):
+        # Inside the write transaction, no article can be stored between reading
+        # max(id) and recording it.
+        newest = db.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0]
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alert_rules (name, first_seen_at, first_article_id) VALUES (?, ?, ?)",
+            [(name, now, newest) for name in names],
+        )
+    return rule_baselines(db.conn, names)
+
+
+def rule_baselines(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+    """`first_article_id` of each registered rule among `names` (unregistered rules are left out)."""
+    names = list(names)
+    if not names:
+        return {}
+    rows = conn.execute(
+        f"SELECT name, first_article_id FROM alert_rules WHERE name IN ({','.join('?' * len(names))})", names
+    ).fetchall()
+    return {name: int(first) for name, first in rows}
+
+
+def newest_article_id(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
+
+
+def matching_articles(
+    conn: sqlite3.Connection,
+    conditions: RuleConditions,
+    *,
+    after_id: int | None = None,
+    unsent_for: str | None = None,
+    stored_before: str | None = None,
+    since: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Articles matching `conditions`, oldest first.
+
+    `after_id`: only ids above it (a rule's baseline). `unsent_for`: leave out
+    articles already in the ledger for that rule. `stored_before`: only
+    articles fetched before that ISO time (a digest's slot). `since`: only
+    articles published (or, undated, fetched) at or after that ISO time.
+    """
+    clauses, params = condition_clauses(conditions)
+    if after_id is not None:
+        clauses.append("a.id > ?")
+        params.append(after_id)
+    if unsent_for is not None:
+        clauses.append("NOT EXISTS (SELECT 1 FROM alerts_sent s WHERE s.rule = ? AND s.article_id = a.id)")
+        params.append(unsent_for)
+    if stored_before is not None:
+        clauses.append("a.fetched_at <= ?")
+        params.append(stored_before)
+    if since is not None:
+        clauses.append("coalesce(a.published_at, a.fetched_at) >= ?")
+        params.append(since)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {', '.join('a.' + c for c in ARTICLE_COLUMNS)} FROM articles a{where} ORDER BY a.id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [dict(zip(ARTICLE_COLUMNS, row, strict=True)) for row in conn.execute(sql, params)]
+
+
+def delivered_recipients(conn: sqlite3.Connection, rule: str, article_ids: Sequence[int]) -> dict[int, set[str]]:
+    """For each article id, the recipients that already have the rule's alert about it."""
+    found: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
+    for start in range(0, len(article_ids), 500):
+        chunk = list(article_ids[start : start + 500])
+        rows = conn.execute(
+            "SELECT article_id, recipient FROM alert_deliveries WHERE rule = ?"
+            f" AND article_id IN ({','.join('?' * len(chunk))})",
+            [rule, *chunk],
+        )
+        for article_id, recipient in rows:
+            found[article_id].add(recipient)
+    return found
+
+
+def record_delivery(
+    db: sqlite_utils.Database,
+    rule: str,
+    article_ids: Sequence[int],
+    recipient: str,
+    recipients: Sequence[str],
+) -> list[int]:
+    """Record that `recipient` got the rule's alert about `article_ids`; call only after the server accepted it.
+
+    Articles that every one of `recipients` now has go into `alerts_sent`;
+    their ids are returned.
+    """
+    now = utc_now()
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alert_deliveries (rule, article_id, recipient, sent_at) VALUES (?, ?, ?, ?)",
+            [(rule, article_id, recipient, now) for article_id in article_ids],
+        )
+        have = delivered_recipients(db.conn, rule, list(article_ids))
+        complete = [article_id for article_id in article_ids if set(recipients) <= have[article_id]]
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alerts_sent (rule, article_id, sent_at) VALUES (?, ?, ?)",
+            [(rule, article_id, now) for article_id in complete],
+        )
+    return complete
+
+
+def record_sent(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int]) -> None:
+    """Put articles in the rule's ledger without a message (a near-identical copy of one already sent)."""
+    now = utc_now()
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO alerts_sent (rule, article_id, sent_at) VALUES (?, ?, ?)",
+            [(rule, article_id, now) for article_id in article_ids],
+        )
+
+
+def sent_articles(conn: sqlite3.Connection, rule: str, since: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Articles in the rule's ledger sent at or after `since`, newest first (to spot near-identical copies)."""
+    rows = conn.execute(
+        f"SELECT {', '.join('a.' + c for c in ARTICLE_COLUMNS)} FROM alerts_sent s"
+        " JOIN articles a ON a.id = s.article_id WHERE s.rule = ? AND s.sent_at >= ?"
+        " ORDER BY s.sent_at DESC LIMIT ?",
+        [rule, since, limit],
+    )
+    return [dict(zip(ARTICLE_COLUMNS, row, strict=True)) for row in rows]
+
+
+def sent_article_ids(conn: sqlite3.Connection, rule: str) -> set[int]:
+    """Every article id in the rule's ledger."""
+    return {row[0] for row in conn.execute("SELECT article_id FROM alerts_sent WHERE rule = ?", [rule])}
+
+
+def article_sources(conn: sqlite3.Connection, article_ids: Sequence[int]) -> list[str]:
+    """Every source that led to any of `article_ids` (their own and syndicated copies'), first seen first."""
+    if not article_ids:
+        return []
+    marks = ",".join("?" * len(article_ids))
+    rows = conn.execute(
+        f"SELECT source FROM (SELECT source, fetched_at AS seen FROM articles WHERE id IN ({marks})"
+        f" UNION ALL SELECT source, seen_at FROM article_urls WHERE article_id IN ({marks}))"
+        " WHERE source IS NOT NULL ORDER BY seen",
+        [*article_ids, *article_ids],
+    )
+    return list(dict.fromkeys(row[0] for row in rows))
