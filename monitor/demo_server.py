@@ -110,6 +110,8 @@ class _DemoHandler(BaseHTTPRequestHandler):
         send_body: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
+        # Logged before the response leaves, so a client that has its answer sees the entry.
+        self.server.record(self.command, self.path, status)
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -120,7 +122,6 @@ class _DemoHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if send_body and body:
             self.wfile.write(body)
-        self.server.record(self.command, self.path, status)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # the demo and the tests keep stderr clean; request_log records requests instead
