@@ -13,8 +13,8 @@ from pipelines.tagging.tagger import (  # noqa: F401
     EntityMention,
     Figure,
     SectorMention,
-    TagResult,
     Tagger,
+    TagResult,
     TaxonomyError,
     VisaMention,
 )

@@ -1,14 +1,33 @@
-"""Placeholder: the real tagger is being written (issue 3). Interface is final."""
+"""The tagger: visa types, talent sectors, countries, organisations and figures with their year.
+
+    tagger = Tagger.load([Path("my-visas.toml")])
+    result = tagger.tag("Japan issued 46,946 HSP visas in 2023.", lang="en")
+    for result in tagger.tag_many(pairs): ...
+
+Matching runs over the NFKC-normalised text with one trie regex per kind (built from the
+taxonomy data files at load), and every offset is mapped back to the text exactly as given.
+`Tagger.docs()` gives the same tags on spaCy `Doc`s (blank pipelines, `doc.spans`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.lang import detect_language
+from pipelines.tagging.figures import RawFigure, assign_years, find_figures
+from pipelines.tagging.lexicon import Alias, Entry, Taxonomy, TaxonomyError
+from pipelines.tagging.textnorm import Normalized, sentence_bounds, sentence_starts
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+__all__ = ["EntityMention", "Figure", "SectorMention", "TagResult", "Tagger", "TaxonomyError", "VisaMention"]
 
 
-class TaxonomyError(ValueError):
-    """A taxonomy file is missing or malformed; the message is one line naming the file."""
 
 
 @dataclass
@@ -53,6 +72,10 @@ class Figure:
     sentence: str = ""
     visa: str | None = None
     """Id of the visa named in the same sentence, if exactly one is (for figure alert conditions)."""
+    per: str | None = None
+    """Rate period: "month" for "S$5,600 a month", "week" for "28 hours a week" / 週28時間."""
+    value_max: float | None = None
+    """Upper bound of a range ("5 to 10 weeks": value 5, value_max 10)."""
 
 
 @dataclass
@@ -85,18 +108,205 @@ class TagResult:
         }
 
 
+# How much the language of a text counts as naming its country, to settle ties ("E-2" in a Korean
+# article is Korea's; in English with no country named, the US one is the usual meaning).
+_LANG_PRIOR = {"ko": {"KR": 0.5}, "ja": {"JP": 0.5}, "en": {"US": 0.1}}
+
+
 class Tagger:
-    def __init__(self) -> None:
-        self.visa_ids: set[str] = set()
-        self.sector_ids: set[str] = set()
+    """Tags texts with the taxonomy it was loaded with; cheap to call, load once and reuse."""
+
+    def __init__(self, taxonomy: Taxonomy | None = None) -> None:
+        self.taxonomy = taxonomy if taxonomy is not None else Taxonomy.load()
+        self.visa_ids: set[str] = set(self.taxonomy.entries["visa"])
+        self.sector_ids: set[str] = set(self.taxonomy.entries["sector"])
+        self.country_ids: set[str] = set(self.taxonomy.entries["country"])
+        self.org_ids: set[str] = set(self.taxonomy.entries["org"])
+        self._nlp: dict[str, Language] = {}
 
     @classmethod
     def load(cls, extra_taxonomy_files: Sequence[Path] = ()) -> Tagger:
-        return cls()
+        """The bundled taxonomy plus the user's files (same TOML format); TaxonomyError names a bad file."""
+        return cls(Taxonomy.load(extra_taxonomy_files))
+
+    def visa_country(self, visa_id: str) -> str | None:
+        """ISO alpha-2 country (or "EU") of a visa id, None if unknown."""
+        entry = self.taxonomy.entries["visa"].get(visa_id)
+        return entry.country if entry else None
+
+    def visa_name(self, visa_id: str) -> str | None:
+        """Canonical English name of a visa id, None if unknown."""
+        entry = self.taxonomy.entries["visa"].get(visa_id)
+        return entry.name if entry else None
 
     def tag(self, text: str, lang: str | None = None) -> TagResult:
-        return next(self.tag_many([(text, lang)]))
+        """Tag one text; `lang` None means detect it from the text."""
+        return self._tag(text, lang)
 
     def tag_many(self, texts: Iterable[tuple[str, str | None]]) -> Iterator[TagResult]:
-        for _text, lang in texts:
-            yield TagResult(lang=lang)
+        """Tag (text, lang) pairs lazily, in order, in this process.
+
+        The matching is regex-based and needs no tokenisation, so this is a plain loop; use
+        `docs()` for spaCy `Doc`s carrying the same spans (batched with `nlp.pipe`).
+        """
+        for text, lang in texts:
+            yield self._tag(text, lang)
+
+    # ------------------------------------------------------------------ core
+    def _tag(self, text: str, lang: str | None) -> TagResult:
+        if lang is None:
+            lang = detect_language(text, None)
+        result = TagResult(lang=lang)
+        if not text:
+            return result
+        norm = Normalized(text)
+        t = norm.text
+        starts = sentence_starts(t)
+        lexicons = self.taxonomy.lexicons
+        counts: dict[str, float] = dict(_LANG_PRIOR.get(lang or "", {}))
+        prior = dict(counts)
+
+        def sentence(pos: int) -> str:
+            s, e = sentence_bounds(starts, pos, len(t))
+            os_, oe = norm.span(s, e)
+            return text[os_:oe].strip()
+
+        def original(s: int, e: int) -> tuple[str, int, int]:
+            os_, oe = norm.span(s, e)
+            return text[os_:oe], os_, oe
+
+        for m in lexicons["country"].finditer(t):
+            aliases = lexicons["country"].lookup(m.group())
+            if not aliases:
+                continue
+            entry = aliases[0].entry
+            counts[entry.id] = counts.get(entry.id, 0) + 1
+            if not any(a.cue for a in aliases):
+                s, o0, o1 = original(m.start(), m.end())
+                result.countries.append(EntityMention(s, o0, o1, entry.id, sentence(m.start())))
+        org_matches = []
+        for m in lexicons["org"].finditer(t):
+            aliases = lexicons["org"].lookup(m.group())
+            if aliases:
+                org_matches.append((m, aliases))
+                for a in aliases:
+                    if not a.ambiguous and len({b.entry.country for b in aliases}) == 1 and a.entry.country:
+                        counts[a.entry.country] = counts.get(a.entry.country, 0) + 0.5
+                        break
+        for m, aliases in org_matches:
+            entry = _resolve(aliases, counts, prior)
+            if entry:
+                s, o0, o1 = original(m.start(), m.end())
+                result.orgs.append(EntityMention(s, o0, o1, entry.id, sentence(m.start())))
+
+        visa_spans: list[tuple[int, int, str]] = []
+        for m in lexicons["visa"].finditer(t):
+            entry = _resolve(lexicons["visa"].lookup(m.group()), counts, prior)
+            if entry is None:
+                continue
+            visa_spans.append((m.start(), m.end(), entry.id))
+            s, o0, o1 = original(m.start(), m.end())
+            result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name,
+                                            sentence(m.start())))
+        for m in lexicons["sector"].finditer(t):
+            aliases = lexicons["sector"].lookup(m.group())
+            if aliases:
+                s, o0, o1 = original(m.start(), m.end())
+                result.sectors.append(SectorMention(s, o0, o1, aliases[0].entry.id, sentence(m.start())))
+
+        raw, years = find_figures(t, lang)
+        raw = [f for f in raw if not any(f.start < e and s < f.end for s, e, _ in visa_spans)]
+        assign_years(raw, years, starts, len(t))
+        for f in raw:
+            s, o0, o1 = original(f.start, f.end)
+            result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start),
+                                         _figure_visa(f, visa_spans, starts, len(t)), f.per, f.value_max))
+        return result
+
+    # ------------------------------------------------------------------ spaCy
+    def nlp(self, lang: str) -> Language:
+        """The blank spaCy pipeline (with a sentencizer) used for `lang`, created on first use."""
+        key = lang if lang in ("en", "ko", "ja") else "en"
+        if key not in self._nlp:
+            import spacy
+
+            if key == "ko":
+                # The default Korean tokenizer needs MeCab; the rule-based one needs nothing.
+                nlp = spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+            else:
+                nlp = spacy.blank(key)  # "ja" tokenises with SudachiPy + sudachidict-core
+            nlp.add_pipe("sentencizer")
+            self._nlp[key] = nlp
+        return self._nlp[key]
+
+    def docs(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[Doc]:
+        """spaCy `Doc`s for (text, lang) pairs, batched with `nlp.pipe` per language run, in order.
+
+        Each doc has `doc.spans["visa"|"sector"|"country"|"org"|"figure"]` (labels: visa id,
+        sector id, country code, org id, unit) and `doc.user_data["tags"]` = the TagResult.
+        """
+        def runs() -> Iterator[tuple[str, list[tuple[str, TagResult]]]]:
+            run: list[tuple[str, TagResult]] = []
+            run_lang = None
+            for text, lang in texts:
+                result = self._tag(text, lang)
+                key = result.lang if result.lang in ("en", "ko", "ja") else "en"
+                if run and (key != run_lang or len(run) >= batch_size):
+                    yield run_lang, run
+                    run = []
+                run_lang = key
+                run.append((text, result))
+            if run:
+                yield run_lang, run
+
+        for key, run in runs():
+            nlp = self.nlp(key)
+            for doc, (_text, result) in zip(nlp.pipe(t for t, _ in run), run, strict=True):
+                _attach_spans(doc, result)
+                yield doc
+
+
+def _attach_spans(doc: Doc, result: TagResult) -> None:
+    groups = {
+        "visa": [(v.start, v.end, v.id) for v in result.visas],
+        "sector": [(s.start, s.end, s.sector) for s in result.sectors],
+        "country": [(c.start, c.end, c.label) for c in result.countries],
+        "org": [(o.start, o.end, o.label) for o in result.orgs],
+        "figure": [(f.start, f.end, f.unit) for f in result.figures],
+    }
+    for name, items in groups.items():
+        spans = []
+        for start, end, label in items:
+            span = doc.char_span(start, end, label=label, alignment_mode="expand")
+            if span is not None:
+                spans.append(span)
+        doc.spans[name] = spans
+    doc.user_data["tags"] = result
+
+
+def _resolve(aliases: list[Alias], counts: dict[str, float], prior: dict[str, float]) -> Entry | None:
+    """Which entry an alias names here: ambiguous aliases need a context country; shared ones go to the
+    country the text names most (then the language's country, then taxonomy order)."""
+    candidates: list[Entry] = []
+    for a in aliases:
+        if a.cue:
+            continue
+        if a.ambiguous and not any(counts.get(c, 0) > 0 for c in a.entry.context):
+            continue
+        if all(e.id != a.entry.id for e in candidates):
+            candidates.append(a.entry)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    return max(candidates, key=lambda e: (counts.get(e.country or "", 0), -candidates.index(e)))
+
+
+def _figure_visa(f: RawFigure, visas: list[tuple[int, int, str]], starts: list[int], length: int) -> str | None:
+    """The visa a figure is about: the only one named in its sentence, else the nearest before it."""
+    s0, s1 = sentence_bounds(starts, f.start, length)
+    here = [(s, vid) for s, _e, vid in visas if s0 <= s < s1]
+    if not here:
+        return None
+    if len({vid for _, vid in here}) == 1:
+        return here[0][1]
+    before = [vid for s, vid in here if s < f.start]
+    return before[-1] if before else here[0][1]
