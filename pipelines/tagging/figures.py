@@ -1,0 +1,484 @@
+"""Numeric figures and calendar years in English, Korean and Japanese (over NFKC-normalised text).
+
+    find_figures(text, lang) -> (figures, years)
+
+A figure is a quantity with a normalised value and a unit (count, people, percent, points, a
+currency code, hours, days, weeks, months, years). Calendar years on their own, dates, ordinals,
+codes (E-7, H-1B, subclass 482, COVID-19) and rank cut-offs (top 100) are not figures; years are
+returned separately so the caller can give each figure the year its sentence states.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipelines.tagging.textnorm import sentence_bounds
+
+
+@dataclass
+class RawFigure:
+    """A figure in normalised-text offsets."""
+
+    start: int
+    end: int
+    value: float
+    unit: str
+    per: str | None = None
+    value_max: float | None = None
+    year: int | None = None
+
+
+@dataclass
+class YearMention:
+    start: int
+    end: int
+    year: int
+    comparison: bool = False
+    """True for a baseline year ("up 20% from 2022", "2022年比"), which a figure before it does not refer to."""
+
+
+_SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+WORD_VALUES: dict[str, int] = {w: i for i, w in enumerate(_SMALL)}
+WORD_VALUES.update({w: 20 + 10 * i for i, w in enumerate(_TENS)})
+WORD_VALUES.update({"a": 1, "an": 1, "dozen": 12, "a dozen": 12})
+SCALES = {"thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
+          "trillion": 1e12, "tn": 1e12, "lakh": 1e5, "crore": 1e7}
+CURRENCY_SIGNS = {"$": "USD", "US$": "USD", "U.S.$": "USD", "S$": "SGD", "A$": "AUD", "AU$": "AUD", "C$": "CAD",
+                  "CA$": "CAD", "HK$": "HKD", "NZ$": "NZD", "NT$": "TWD", "R$": "BRL", "€": "EUR", "£": "GBP",
+                  "¥": "JPY", "₩": "KRW", "₹": "INR", "RMB": "CNY"}
+CURRENCY_WORDS = {"dollar": "USD", "dollars": "USD", "us dollars": "USD", "yen": "JPY", "won": "KRW",
+                  "euro": "EUR", "euros": "EUR", "pound": "GBP", "pounds": "GBP", "sterling": "GBP",
+                  "pounds sterling": "GBP", "yuan": "CNY", "renminbi": "CNY", "rupee": "INR", "rupees": "INR",
+                  "dirham": "AED", "dirhams": "AED", "baht": "THB", "peso": "PHP", "pesos": "PHP"}
+_CODES = "USD|EUR|GBP|JPY|KRW|SGD|CNY|RMB|AUD|CAD|HKD|NZD|TWD|CHF|INR|AED|VND|PHP|THB|IDR|MYR|BRL"
+TIME_UNITS = {"hour": "hours", "hr": "hours", "day": "days", "week": "weeks", "month": "months", "year": "years",
+              "yr": "years", "decade": "years"}
+PEOPLE_NOUNS = frozenset("""
+people persons person workers worker employees employee migrants migrant immigrants immigrant foreigners
+foreigner nationals residents resident students student graduates applicants applicant holders holder nurses
+engineers professionals researchers caregivers trainees interns refugees asylum individuals citizens families
+children staff doctors physicians scientists entrepreneurs investors visitors tourists recipients beneficiaries
+candidates members talents laborers labourers specialists teachers employers households seekers hires arrivals
+newcomers jobseekers job-seekers technicians developers experts fishermen farmers farmworkers caretakers carers
+international overseas
+""".split())
+_STOP = frozenset("""
+in of to from and or at by for on with as than the a an this that these those were was are is have has had
+will would who which whom per each more less fewer over under up down into since between about last next
+""".split())
+_PREV_EXCLUDE = frozenset("""
+top no nos number num tier level phase stage round section sections article articles chapter rule title part
+schedule annex category class grade group page pages route version form forms subclass subclasses item
+paragraph clause room gate flight terminal line band step act bill item rank ranked ranking windows iphone
+covid pm apollo highway interstate platform unit ward district zone season episode vol volume
+""".split())
+_MONTHS = ("jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|"
+           "august|september|october|november|december")
+_MONTH_BEFORE = re.compile(rf"\b(?:{_MONTHS})\.?\s*$", re.I)
+_MONTH_AFTER = re.compile(rf"^(?:st|nd|rd|th)?\s*(?:of\s+)?(?:{_MONTHS})\b", re.I)
+_PREV_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.?\s*[#(]?\s*$")
+_SUBCLASS = re.compile(r"subclass(?:es)?\s*(?:\d+\s*(?:/|,|and|or|&)\s*)*$", re.I)
+_COMPARISON_BEFORE = re.compile(r"\b(?:from|since|than|compared\s+(?:with|to)|versus|vs\.?|over)\s*$", re.I)
+
+_WORDNUM = ("(?:(?:" + "|".join(_TENS) + ")(?:-(?:" + "|".join(_SMALL[1:10]) + "))?|" + "|".join(_SMALL[1:])
+            + "|a\\s+dozen|an?(?=\\s+(?:thousand|million|billion|trillion)\\b))")
+_EN_NUMBER = (r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?![\d]|[.,]\d)|\d+(?:[.,]\d+)*|\.\d+"
+              rf"|(?<![A-Za-z-])(?i:{_WORDNUM})(?![A-Za-z]))")
+_EN_SCALE = (r"(?:\s?(?i:thousand|million|billion|trillion|lakh|crore)(?![A-Za-z])"
+             r"|\s?(?:mn|bn|tn)(?![A-Za-z])|[mkb](?![A-Za-z]))")
+_EN_PRE = rf"(?:(?:US|U\.S\.|S|A|AU|C|CA|HK|NZ|NT|R)?\$|[€£¥₩₹]|(?:{_CODES})\s?)"
+_EN_FIG = re.compile(
+    rf"(?P<pre>{_EN_PRE})?(?P<num>{_EN_NUMBER})(?:\s?(?P<hundred>(?i:hundred))(?![A-Za-z]))?(?P<scale>{_EN_SCALE})?"
+)
+_EN_UNIT = re.compile(
+    r"""(?:\s?-\s?|\s)?(?:
+      (?P<pct>%|(?i:per\s?cent|percent|pct)\b)
+     |(?P<pp>(?i:percentage[\s-]points?|basis\s+points|points?|pts)\b)
+     |(?P<cur>(?i:US\s+dollars|dollars?|yen|won|euros?|pounds\s+sterling|pounds?|sterling|yuan|renminbi|rupees?
+               |dirhams?|baht|pesos?)\b|(?:""" + _CODES + r""")\b)
+     |(?P<time>(?i:hours?|hrs?|days?|weeks?|months?|years?|yrs?|decades?)\b)
+    )""",
+    re.X,
+)
+_EN_PER = re.compile(r"(?:\s+(?:a|an|per|each|every)\s+|\s?/\s?)(hour|day|week|month|year|hr|yr|mo)\b", re.I)
+_EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
+_WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
+
+
+def _parse_digits(num: str, european: bool, integer_unit: bool) -> float | None:
+    """Value of a digit string with , . or space separators; None if it is not one number (e.g. 1.2.3)."""
+    num = num.replace(" ", "")
+    if "," in num and "." in num:
+        if num.rfind(",") > num.rfind("."):  # 1.234,5 (European)
+            num = num.replace(".", "").replace(",", ".")
+        else:
+            num = num.replace(",", "")
+        return _float(num)
+    if "," in num:
+        groups = num.split(",")
+        if all(len(g) == 3 for g in groups[1:]) and 1 <= len(groups[0]) <= 3 and not (european and len(groups) == 2):
+            return _float(num.replace(",", ""))
+        if len(groups) == 2:  # 20,8 -> decimal comma
+            return _float(num.replace(",", "."))
+        return None
+    if num.count(".") > 1:
+        groups = num.split(".")
+        if all(len(g) == 3 for g in groups[1:]) and 1 <= len(groups[0]) <= 3:
+            return _float(num.replace(".", ""))
+        return None
+    if "." in num:
+        head, tail = num.split(".")
+        # 19.477 is 19477 in a European text or when counting people, 19.477 otherwise.
+        if len(tail) == 3 and 1 <= len(head) <= 3 and (european or integer_unit):
+            return _float(head + tail)
+    return _float(num)
+
+
+def _float(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _word_value(words: str) -> int | None:
+    w = " ".join(words.lower().split())
+    if w in WORD_VALUES:
+        return WORD_VALUES[w]
+    if "-" in w:
+        tens, _, ones = w.partition("-")
+        if tens in WORD_VALUES and ones in WORD_VALUES:
+            return WORD_VALUES[tens] + WORD_VALUES[ones]
+    return None
+
+
+def _people_after(text: str, pos: int) -> bool:
+    """True when one of the next few words (adjectives allowed in between) is a noun for people."""
+    for _ in range(4):
+        m = _WORD.match(text, pos)
+        if not m:
+            return False
+        word = m.group(1).lower()
+        if word in PEOPLE_NOUNS or word.rstrip("s") in PEOPLE_NOUNS:
+            return True
+        if word in _STOP:
+            return False
+        pos = m.end()
+    return False
+
+
+def _is_european(text: str, lang: str | None) -> bool:
+    """Whether `1.234` means 1234 in this text: a European language, or decimal commas elsewhere in it."""
+    if lang in ("de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "no", "fi", "cs", "ru", "tr", "id", "vi"):
+        return True
+    return bool(re.search(r"\d\.\d{3}\.\d{3}|\d\.\d{3},\d|\d,\d{1,2}\s?%", text))
+
+
+def _en_unit_at(text: str, pos: int) -> tuple[str | None, int, str | None]:
+    """(unit, end, kind) of a unit word right after `pos`, if any."""
+    m = _EN_UNIT.match(text, pos)
+    if not m:
+        return None, pos, None
+    if m.group("pct"):
+        return "percent", m.end(), "pct"
+    if m.group("pp"):
+        return "points", m.end(), "pp"
+    if m.group("cur"):
+        word = " ".join(m.group("cur").lower().split())
+        return CURRENCY_WORDS.get(word) or ("CNY" if word == "rmb" else word.upper()), m.end(), "cur"
+    word = m.group("time").lower()
+    stem = word[:-1] if word.endswith("s") else word
+    return TIME_UNITS.get(stem, "years"), m.end(), "time"
+
+
+def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[YearMention]]:
+    european = _is_european(text, lang)
+    figures: list[RawFigure] = []
+    years: list[YearMention] = []
+    pos = 0
+    n = len(text)
+    while True:
+        m = _EN_FIG.search(text, pos)
+        if not m:
+            break
+        pos = m.end()
+        start, end = m.start(), m.end()
+        pre, num, scale = m.group("pre"), m.group("num"), m.group("scale")
+        is_word = not num[0].isdigit() and num[0] != "."
+        before = text[max(0, start - 2):start]
+        after = text[end:end + 2]
+        # Codes and identifiers: H-1B, COVID-19, G20, I-140, 5G, 3D, 24/7, 10:30, ordinals (2nd).
+        if not is_word and not pre:
+            if before[-1:].isalpha() and before[-1:].isascii():
+                if text[max(0, start - 2):start] == "FY" and len(num) in (2, 4):
+                    y = int(num) + (2000 if len(num) == 2 else 0)
+                    years.append(YearMention(start - 2, end, y))
+                continue
+            if before[-1:] in ("-", "/", "#", ":") and before[:1].isalnum():
+                continue
+            if before[-1:] == "#":
+                continue
+        if after[:1] in ("/", ":") and after[1:2].isdigit():
+            pos = end + 2
+            while pos < n and (text[pos].isdigit() or text[pos] in "/:"):
+                pos += 1
+            continue
+        if not scale and after[:1].isalpha() and after[:1].isascii():
+            if not _EN_UNIT.match(text, end):
+                continue
+        prev_text = text[max(0, start - 30):start]
+        if _SUBCLASS.search(prev_text):
+            continue
+        pw = _PREV_WORD.search(prev_text)
+        prev_word = pw.group(1).lower().rstrip(".") if pw else ""
+        if prev_word in _PREV_EXCLUDE and prev_word != "top" and not pre:
+            continue
+        if re.match(r"\s?(?:a\.m\.|p\.m\.|am\b|pm\b)", text[end:end + 6], re.I):
+            continue
+
+        # Value.
+        if is_word:
+            value = _word_value(num)
+            if value is None:
+                continue
+        else:
+            value = None  # decided once the unit is known (for European separators)
+        unit, uend, ukind = _en_unit_at(text, end)
+        if pre:
+            sign = pre.strip()
+            currency = CURRENCY_SIGNS.get(sign) or sign
+            unit, uend, ukind = currency, end, "cur"
+            u2, e2, k2 = _en_unit_at(text, end)  # "$5 billion dollars", "¥20 million yen"
+            if k2 == "cur":
+                uend = e2
+        # Range "5 to 10 weeks", "5-10%"; "from 20 to 30" is a change, not a range.
+        value_max = None
+        if unit is None or (ukind == "cur" and pre):
+            rm = _EN_RANGE.match(text, uend if pre else end)
+            if rm:
+                m2 = _EN_FIG.match(text, rm.end())
+                if m2 and m2.group("num")[0].isdigit() == (not is_word) and not m2.group("pre"):
+                    starts_from = re.search(r"\b(?:from|between)\s+\S*$", text[max(0, start - 20):start], re.I)
+                    if not starts_from and rm.group().strip() in ("-", "to", "~"):
+                        u3, e3, k3 = _en_unit_at(text, m2.end())
+                        if rm.group().strip() == "-" and u3 is None and not pre and not m2.group("scale"):
+                            # 3-1, 2-0: a score or an identifier, not a quantity.
+                            pos = m2.end()
+                            continue
+                        if m2.group("num")[0].isdigit():
+                            value_max = _parse_digits(m2.group("num"), european, False)
+                        else:
+                            value_max = _word_value(m2.group("num"))
+                        if value_max is not None:
+                            s2 = (m2.group("scale") or scale or "").strip().lower()
+                            value_max *= SCALES.get(s2, 1)
+                            if pre:
+                                uend = max(m2.end(), e3 if k3 == "cur" else m2.end())
+                            else:
+                                unit, uend, ukind = u3, e3 if u3 else m2.end(), k3
+                            end = m2.end()
+                            pos = max(pos, uend)
+        # Hyphen forms: "five-year" is a duration; "two-thirds", "one-off" are not figures.
+        if is_word and text[end:end + 1] == "-" and ukind != "time":
+            continue
+        if is_word and num.lower() in ("one", "a", "an") and not scale and ukind is None and value_max is None:
+            continue
+        people = unit is None and _people_after(text, uend if value_max else end)
+        if value is None:
+            value = _parse_digits(num, european, integer_unit=people or unit is None)
+            if value is None:
+                continue
+        plain_int = not is_word and not pre and not scale and num.isdigit()
+        # A calendar year on its own: "in 2012", "2023-24", "the 2024 Olympics".
+        if (plain_int and len(num) == 4 and 1900 <= value <= 2100 and not people and ukind is None
+                and value_max is None):
+            yend = end
+            tail = re.match(r"-(\d{2})(?!\d)", text[end:end + 4])
+            if tail:
+                yend = end + tail.end()
+            if text[yend:yend + 1] == "s" or text[yend:yend + 2] == "'s":  # 1990s: a decade
+                continue
+            comparison = bool(_COMPARISON_BEFORE.search(text[max(0, start - 20):start]))
+            years.append(YearMention(start, yend, int(value), comparison))
+            pos = max(pos, yend)
+            continue
+        if plain_int and value <= 31 and ukind is None and not people:
+            if _MONTH_BEFORE.search(text[max(0, start - 12):start]) or _MONTH_AFTER.match(text[end:end + 16]):
+                continue
+        if prev_word == "top" and ukind is None:
+            continue
+        if scale:
+            value *= SCALES.get(scale.strip().lower(), 1)
+            if value_max is not None and not re.search(r"[a-z]", text[m.end("num"):m.end()], re.I):
+                pass
+        if m.group("hundred"):
+            value *= 100
+        fig_end = uend if unit else end
+        if unit is None:
+            unit = "people" if people else "count"
+        per = None
+        pm = _EN_PER.match(text, fig_end)
+        if pm:
+            per = TIME_UNITS.get(pm.group(1).lower(), pm.group(1).lower())
+            per = {"hours": "hour", "days": "day", "weeks": "week", "months": "month", "years": "year",
+                   "mo": "month"}.get(per, per)
+            fig_end = pm.end()
+        figures.append(RawFigure(start, fig_end, float(value), unit, per, value_max))
+        pos = max(pos, fig_end)
+    _inherit_units(text, figures)
+    return figures, years
+
+
+def _inherit_units(text: str, figures: list[RawFigure]) -> None:
+    """'from 20 to 30 percent', 'between 5,000 and 10,000 workers': the first bound takes the second's unit."""
+    for a, b in zip(figures, figures[1:], strict=False):
+        if a.unit in ("count",) and b.unit != "count" and re.fullmatch(r"\s+(?:to|and)\s+", text[a.end:b.start]):
+            a.unit = b.unit
+
+
+# ---------------------------------------------------------------- Korean and Japanese
+_CH = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_KO_NUM = re.compile(
+    rf"(?<![A-Za-z0-9.,\-])(?:{_CH}\s?[조억만천백](?:\s?{_CH}\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
+    r"|(?<![가-힣])만(?=\s?(?:명|원|건|개|가구|달러)))"
+)
+_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:{_CH}[兆億万千])*(?:{_CH})?|{_CH})")
+_CJK_SCALE = {"조": 1e12, "억": 1e8, "만": 1e4, "천": 1e3, "백": 1e2, "兆": 1e12, "億": 1e8, "万": 1e4, "千": 1e3}
+_CJK_CHUNK = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)?\s?([조억만천백兆億万千])?")
+
+_KO_UNIT = re.compile(
+    r"(?:여|\s?여)?\s?(?:(?P<people>명|인(?=\s|$|이|을|의|은|에))|(?P<KRW>원)|(?P<USD>(?:미국\s?)?달러|불(?=\s|$))"
+    r"|(?P<JPY>엔(?![가-힣]))|(?P<EUR>유로)|(?P<GBP>파운드)|(?P<CNY>위안)|(?P<points>%\s?포인트|%p|퍼센트\s?포인트|포인트|점(?![검])"
+    r")|(?P<percent>%|퍼센트|프로(?![가-힣]))|(?P<hours>시간)|(?P<days>일(?=간|\s?동안|\s?이내|\s?이상|\s?이하|\s?미만|\s?만에|씩))"
+    r"|(?P<weeks>주(?=간|\s?동안|\s?이내|일|\s|$))|(?P<months>개월)|(?P<years>년(?!도))"
+    r"|(?P<count>건|개국|개사|개소|개|곳|가구|차례|종|회(?![가-힣])))"
+)
+_KO_SKIP_AFTER = re.compile(
+    r"\s?(?:월|일|시(?!간)|분기|위|등(?![가-힣])|번째|차(?!례)|호|대(?!\s?[가-힣])|세(?![가-힣])|조\b)"
+)
+_KO_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s?년(도)?")
+_JA_UNIT = re.compile(
+    r"(?:余|超|強)?(?:(?P<people>人|名)|(?P<JPY>円)|(?P<USD>米?ドル)|(?P<KRW>ウォン)|(?P<EUR>ユーロ)|(?P<GBP>ポンド)"
+    r"|(?P<CNY>元)|(?P<points>%ポイント|ポイント|点)|(?P<percent>%|パーセント)|(?P<hours>時間)"
+    r"|(?P<days>日間|日(?=以内|以上|以下|未満|ごと))|(?P<weeks>週間)|(?P<months>(?:カ|か|ヶ|ケ|ヵ|箇)月(?:間)?)"
+    r"|(?P<years>年間|年(?=以上|以内|以下|未満|で|ぶり|連続|後|間|の在留|を超))"
+    r"|(?P<count>件|社|校|カ国|か国|ヶ国|機関|団体|業種|分野|種類|職種))"
+)
+_JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年)")
+_JA_YEAR = re.compile(r"(?<!\d)(?:((?:19|20)\d{2})|(令和|平成)(\d{1,2}|元))年(度)?")
+_ERAS = {"令和": 2018, "平成": 1988}
+_KO_PER = {"주": "week", "월": "month", "연": "year", "연간": "year", "시급": "hour", "월급": "month", "연봉": "year"}
+_JA_PER = {"週": "week", "月": "month", "月額": "month", "年収": "year", "年間": "year", "時給": "hour",
+           "月給": "month"}
+_CJK_COMPARISON_AFTER = re.compile(r"\s?(?:대비|보다|比|に比べ|と比べ|と比較)")
+
+
+def _cjk_value(text: str) -> float | None:
+    total = 0.0
+    group = 0.0
+    seen = False
+    for num, scale in _CJK_CHUNK.findall(text):
+        if not num and not scale:
+            continue
+        seen = True
+        v = float(num.replace(",", "")) if num else None
+        if scale in ("천", "백", "千"):
+            group += (v if v is not None else 1) * _CJK_SCALE[scale]
+        elif scale:
+            group += v or 0
+            total += (group or 1) * _CJK_SCALE[scale]
+            group = 0
+        else:
+            group += v or 0
+    return total + group if seen else None
+
+
+def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMention]]:
+    ko = lang == "ko"
+    num_re, unit_re, skip_re = (_KO_NUM, _KO_UNIT, _KO_SKIP_AFTER) if ko else (_JA_NUM, _JA_UNIT, _JA_SKIP_AFTER)
+    per_map = _KO_PER if ko else _JA_PER
+    years: list[YearMention] = []
+    for ym in (_KO_YEAR if ko else _JA_YEAR).finditer(text):
+        if ko or ym.group(1):
+            y = int(ym.group(1))
+        else:
+            y = _ERAS[ym.group(2)] + (1 if ym.group(3) == "元" else int(ym.group(3)))
+        comparison = bool(_CJK_COMPARISON_AFTER.match(text, ym.end()))
+        years.append(YearMention(ym.start(), ym.end(), y, comparison))
+    year_spans = [(y.start, y.end) for y in years]
+    figures: list[RawFigure] = []
+    for m in num_re.finditer(text):
+        start, end = m.start(), m.end()
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if any(s <= start < e for s, e in year_spans):
+            continue
+        prev = text[max(0, start - 3):start]
+        if prev.endswith(("제", "第", "第 ", "제 ")):
+            continue
+        um = unit_re.match(text, end)
+        if not um and skip_re.match(text, end):
+            continue
+        value = _cjk_value(text[start:end])
+        if value is None:
+            continue
+        if um:
+            unit = next(k for k, v in um.groupdict().items() if v)
+            fig_end = um.end()
+        else:
+            unit, fig_end = "count", end
+        # Prefixes meaning "per": 주 52시간, 週28時間, 月額30万円, 時給1000円.
+        per = None
+        for word, period in sorted(per_map.items(), key=lambda kv: -len(kv[0])):
+            s = start - len(word)
+            if text[max(0, s - 1):start].rstrip().endswith(word):
+                ws = text.rfind(word, 0, start)
+                if ws >= 0 and text[ws + len(word):start].strip() == "" and (
+                        ws == 0 or not text[ws - 1].isalnum() or not ko):
+                    if ko or not text[ws - 1:ws].isdigit():
+                        per, start = period, ws
+                        break
+        figures.append(RawFigure(start, fig_end, value, unit, per))
+    return figures, years
+
+
+def find_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[YearMention]]:
+    """Figures and calendar years in normalised `text`, in order of appearance."""
+    if lang in ("ko", "ja"):
+        return _cjk_figures(text, lang)
+    return _en_figures(text, lang)
+
+
+def assign_years(figures: list[RawFigure], years: list[YearMention], starts: list[int], length: int) -> None:
+    """Give each figure the year its sentence states for it.
+
+    A year right after the figure ("313 in 2012") wins unless another figure comes between or it
+    is a baseline ("up 20% from 2022"); otherwise the nearest year before it in the sentence
+    ("In 2023, 46,946 ..."); otherwise the nearest later one.
+    """
+    if not years:
+        return
+    for f in figures:
+        s0, s1 = sentence_bounds(starts, f.start, length)
+        in_sentence = [y for y in years if s0 <= y.start < s1]
+        if not in_sentence:
+            continue
+        chosen = None
+        for y in in_sentence:
+            if y.start >= f.end and y.start - f.end <= 40 and not y.comparison:
+                if not any(f.end <= g.start < y.start for g in figures):
+                    chosen = y
+                break
+        if chosen is None:
+            before = [y for y in in_sentence if y.end <= f.start]
+            if before:
+                chosen = before[-1]
+        if chosen is None:
+            later = [y for y in in_sentence if y.start >= f.end and not y.comparison]
+            if later:
+                chosen = later[0]
+        if chosen is not None:
+            f.year = chosen.year

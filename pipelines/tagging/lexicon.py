@@ -1,0 +1,248 @@
+"""Taxonomy loading and alias matching: TOML data files -> one compiled regex per kind.
+
+The bundled files under `taxonomy/` define `[[visa]]`, `[[sector]]`, `[[country]]` and `[[org]]`
+tables; a user's file in the same format adds entries or extra aliases to existing ids.
+Aliases are compiled into a prefix-trie regex (fast leftmost-longest alternation); the matched
+text is looked up again in a dict to find which entries it names.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
+BUNDLED_FILES = ("visas.toml", "sectors.toml", "places.toml")
+KINDS = ("visa", "sector", "country", "org")
+ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues")
+_ID_RE = {
+    "visa": re.compile(r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]*$"),
+    "org": re.compile(r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9-]*$"),
+    "country": re.compile(r"^[A-Z]{2}$"),
+    "sector": re.compile(r"^[a-z][a-z0-9_]*$"),
+}
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_WS = re.compile(r"\s+")
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file is missing or malformed; the message is one line naming the file."""
+
+
+@dataclass
+class Entry:
+    """One visa, sector, country or organisation."""
+
+    kind: str
+    id: str
+    country: str | None = None
+    name: str = ""
+    context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alias:
+    """How an alias refers to an entry: `ambiguous` aliases need a context country; `cue` ones only give context."""
+
+    entry: Entry
+    ambiguous: bool = False
+    cue: bool = False
+
+
+def _key(text: str, fold: bool) -> str:
+    """Lookup key of an alias or a matched text: whitespace removed, optionally lower-cased."""
+    text = _WS.sub("", text)
+    return text.lower() if fold else text
+
+
+@dataclass
+class Lexicon:
+    """All aliases of one kind, compiled into one regex, with dicts to resolve a match to entries."""
+
+    kind: str
+    exact: dict[str, list[Alias]] = field(default_factory=dict)
+    folded: dict[str, list[Alias]] = field(default_factory=dict)
+    _patterns: list[tuple[str, bool]] = field(default_factory=list)
+    regex: re.Pattern[str] | None = None
+
+    def add(self, alias: str, ref: Alias, case_sensitive: bool) -> None:
+        """Register one alias; ASCII words without capitals in `en` match any case."""
+        alias = alias.strip()
+        if not alias:
+            return
+        table, fold = (self.exact, False) if case_sensitive else (self.folded, True)
+        refs = table.setdefault(_key(alias, fold), [])
+        if ref not in refs:
+            refs.append(ref)
+        self._patterns.append((alias, case_sensitive))
+
+    def compile(self) -> None:
+        """Build the trie regex over every alias registered so far."""
+        self.regex = re.compile(_trie_regex(self._patterns)) if self._patterns else None
+
+    def lookup(self, matched: str) -> list[Alias]:
+        """Entries a matched text names (a trailing plural -s/-es is tried off as well)."""
+        found: list[Alias] = []
+        for variant in _plural_variants(matched):
+            found += self.exact.get(_key(variant, False), [])
+            found += self.folded.get(_key(variant, True), [])
+            if found:
+                break
+        return found
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        """Matches of any alias in `text` (already NFKC-normalised)."""
+        if self.regex is None:
+            return iter(())
+        return self.regex.finditer(text)
+
+
+def _plural_variants(text: str) -> tuple[str, ...]:
+    if text[-2:] in ("es", "ES"):
+        return text, text[:-1], text[:-2]
+    if text[-1:] in ("s", "S"):
+        return text, text[:-1]
+    return (text,)
+
+
+def _tokens(alias: str, case_sensitive: bool) -> list[str]:
+    """Regex pieces, one per alias character: case-insensitive letters become [xX], spaces flexible."""
+    cjk = not (alias[0] in _ASCII_ALNUM and alias[-1] in _ASCII_ALNUM)
+    out = []
+    for ch in alias:
+        if ch.isspace():
+            # Korean writes 톱티어 비자 and 톱티어비자; English may break lines inside a name.
+            out.append(r"\s?" if cjk else r"\s+")
+        elif not case_sensitive and ch.isascii() and ch.isalpha():
+            out.append(f"[{ch.lower()}{ch.upper()}]")
+        else:
+            out.append(re.escape(ch))
+    return out
+
+
+_END = ""  # trie key marking "an alias ends here"
+
+
+def _trie_regex(patterns: list[tuple[str, bool]]) -> str:
+    """One regex matching any alias, factored by common prefixes so the engine does not try each alias.
+
+    Aliases starting with an ASCII letter or digit need a non-alphanumeric character before them;
+    those ending with one need it after (an optional plural -s/-es first). CJK edges have no
+    boundary because Korean particles and Japanese text run straight on.
+    """
+    ascii_root: dict = {}
+    other_root: dict = {}
+    for alias, case_sensitive in patterns:
+        root = ascii_root if alias[0] in _ASCII_ALNUM else other_root
+        node = root
+        for tok in _tokens(alias, case_sensitive):
+            node = node.setdefault(tok, {})
+        node[_END] = r"(?:e?s)?(?![A-Za-z0-9])" if alias[-1] in _ASCII_ALNUM else ""
+
+    def build(node: dict) -> str:
+        alts = [tok + build(child) for tok, child in node.items() if tok != _END]
+        if _END in node:
+            alts.append(node[_END])
+        if len(alts) == 1:
+            return alts[0]
+        return "(?:" + "|".join(alts) + ")"
+
+    parts = []
+    if ascii_root:
+        parts.append(r"(?<![A-Za-z0-9])" + build(ascii_root))
+    if other_root:
+        parts.append(build(other_root))
+    return "|".join(f"(?:{p})" for p in parts)
+
+
+@dataclass
+class Taxonomy:
+    """Entries and compiled lexicons of every kind."""
+
+    entries: dict[str, dict[str, Entry]]
+    lexicons: dict[str, Lexicon]
+    files: list[Path]
+
+    @classmethod
+    def load(cls, extra_files: Sequence[Path] = ()) -> Taxonomy:
+        """Read the bundled taxonomy and then each user file, in order; TaxonomyError on a bad file."""
+        entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        lexicons = {k: Lexicon(k) for k in KINDS}
+        files = [TAXONOMY_DIR / name for name in BUNDLED_FILES] + [Path(p) for p in extra_files]
+        for path in files:
+            _load_file(path, entries, lexicons)
+        for lex in lexicons.values():
+            lex.compile()
+        return cls(entries, lexicons, files)
+
+
+def _load_file(path: Path, entries: dict[str, dict[str, Entry]], lexicons: dict[str, Lexicon]) -> None:
+    """Add one TOML file's tables to `entries` and `lexicons`."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise TaxonomyError(f"{path}: taxonomy file not found") from None
+    except OSError as e:
+        raise TaxonomyError(f"{path}: cannot read taxonomy file: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TaxonomyError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise TaxonomyError(f"{path}: taxonomy file is not UTF-8") from None
+    unknown = set(data) - set(KINDS)
+    if unknown:
+        raise TaxonomyError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}; expected {', '.join(KINDS)}")
+    for kind in KINDS:
+        tables = data.get(kind, [])
+        if not isinstance(tables, list):
+            raise TaxonomyError(f"{path}: `{kind}` must be an array of tables ([[{kind}]])")
+        for i, table in enumerate(tables, 1):
+            _add_entry(path, kind, i, table, entries[kind], lexicons[kind])
+
+
+def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, Entry], lex: Lexicon) -> None:
+    """Validate one [[kind]] table and register its aliases; a known id gets the extra aliases."""
+    where = f"{path}: [[{kind}]] #{i}"
+    known = {"id", "country", "name", "context", *ALIAS_FIELDS}
+    extra = set(table) - known
+    if extra:
+        raise TaxonomyError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
+    eid = table.get("id")
+    if not isinstance(eid, str) or not _ID_RE[kind].match(eid):
+        raise TaxonomyError(f"{where}: missing or malformed id {eid!r}")
+    for name in ("country", "name"):
+        if name in table and not isinstance(table[name], str):
+            raise TaxonomyError(f"{where} ({eid}): `{name}` must be a string")
+    for name in (*ALIAS_FIELDS, "context"):
+        value = table.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+            raise TaxonomyError(f"{where} ({eid}): `{name}` must be a list of strings")
+    entry = entries.get(eid)
+    if entry is None:
+        country = table.get("country") or (eid if kind == "country" else None)
+        if kind in ("visa", "org") and not country:
+            raise TaxonomyError(f"{where} ({eid}): missing `country`")
+        if country and not re.fullmatch(r"[A-Z]{2}", country):
+            raise TaxonomyError(f"{where} ({eid}): country {country!r} is not an ISO 3166 alpha-2 code")
+        entry = Entry(kind, eid, country, table.get("name") or eid)
+        entries[eid] = entry
+    elif table.get("name"):
+        entry.name = table["name"]
+    entry.context = tuple(dict.fromkeys((*entry.context, *table.get("context", []))))
+    if table.get("ambiguous") and not entry.context:
+        raise TaxonomyError(f"{where} ({eid}): `ambiguous` aliases need a `context` list of countries")
+    plain, ambiguous, cue = Alias(entry), Alias(entry, ambiguous=True), Alias(entry, cue=True)
+    for alias in table.get("en", []):
+        # A capitalised acronym in `en` ("AI", "NHS") must keep its case to avoid "ai"/"nhs" in words.
+        lex.add(alias, plain, case_sensitive=alias.isupper() and len(alias) <= 5)
+    for alias in table.get("codes", []):
+        lex.add(alias, plain, case_sensitive=True)
+    for alias in table.get("ko", []) + table.get("ja", []):
+        lex.add(alias, plain, case_sensitive=True)
+    for alias in table.get("ambiguous", []):
+        lex.add(alias, ambiguous, case_sensitive=True)
+    for alias in table.get("cues", []):
+        lex.add(alias, cue, case_sensitive=True)
