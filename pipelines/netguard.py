@@ -1,0 +1,121 @@
+"""SSRF guard: refuse hosts that resolve to loopback, private, link-local or other non-public addresses.
+
+Two layers, both used by `pipelines.fetch.Fetcher` unless `allow_private_addresses` is set:
+
+- `check_host` runs before a request (every redirect hop): it resolves the host and refuses it
+  if ANY resolved address is not public, so nothing is sent anywhere.
+- `GuardedBackend` sits under httpx's direct connection pool: it resolves again at connect time,
+  refuses the same way, and connects to the very address it checked. That closes the gap a
+  DNS-rebinding host would use between the check and the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import httpcore
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """Every address the system resolver gives for host (IP literals resolve to themselves), deduplicated."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def is_public_address(address: str) -> bool:
+    """True only for a globally routable unicast address; IPv6 forms that embed IPv4 are judged by it."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
+    return ip.is_global and not (
+        ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local
+        or ip.is_reserved or ip.is_unspecified
+    )
+
+
+class PrivateAddressError(httpcore.ConnectError):
+    """A host resolved to a non-public address; raised by GuardedBackend before connecting."""
+
+
+def first_private(addresses: Iterable[str]) -> str | None:
+    """The first address that is not public, or None if all are."""
+    for address in addresses:
+        if not is_public_address(address):
+            return address
+    return None
+
+
+async def check_host(host: str, port: int, resolver: Resolver = resolve_host) -> str | None:
+    """Resolve host and return a refusal message if any address is not public, else None.
+
+    Resolution errors (OSError) propagate: the caller decides what an unresolvable host means.
+    """
+    addresses = await resolver(host, port)
+    if not addresses:
+        raise OSError(f"no address for {host}")
+    bad = first_private(addresses)
+    if bad is not None:
+        return f"{host} resolves to non-public address {bad}"
+    return None
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that only ever connects to public addresses it has just checked."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, resolver: Resolver = resolve_host) -> None:
+        self.inner = inner
+        self.resolver = resolver
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve, refuse non-public addresses, then connect to the checked addresses in turn."""
+        try:
+            addresses = await self.resolver(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"no address for {host}")
+        bad = first_private(addresses)
+        if bad is not None:
+            raise PrivateAddressError(f"{host} resolves to non-public address {bad}")
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
