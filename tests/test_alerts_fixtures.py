@@ -107,7 +107,7 @@ _counter = iter(range(1, 1_000_000))
 def add_article(config: Config, title: str, text: str, *, source: str = "wire", lang: str = "en",
                 country: str | None = "KR", url: str | None = None, mentions: list[dict[str, Any]] = (),
                 figures: list[dict[str, Any]] = (), published_at: str | None = None,
-                extra_urls: list[tuple[str, str]] = ()) -> int:
+                extra_urls: list[tuple[str, str]] = (), fetched_at: str | None = None) -> int:
     """Store one article (and its tags) as the crawl does; return its id."""
     db = open_db(config.db_path)
     try:
@@ -116,6 +116,8 @@ def add_article(config: Config, title: str, text: str, *, source: str = "wire", 
             "title": title, "text": text, "lang": lang, "content_hash": content_hash(title, text),
             "published_at": published_at,
         }
+        if fetched_at:
+            article["fetched_at"] = fetched_at
         article_id, _new = store_article(db, article, list(mentions), list(figures))
         for other_url, other_source in extra_urls:
             store_article(db, {**article, "url": other_url, "source": other_source}, [], [])
@@ -141,3 +143,13 @@ def plain_part(message: EmailMessage) -> str:
 
 def html_part(message: EmailMessage) -> str:
     return message.get_body(("html",)).get_content()
+
+
+def maildir_messages(path: Path) -> list[EmailMessage]:
+    """The messages in the Maildir at `path`, parsed with the modern email policy (decoded headers)."""
+    import mailbox
+
+    if not path.exists():
+        return []
+    box = mailbox.Maildir(path, factory=None, create=False)
+    return [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in box.iterkeys()]
