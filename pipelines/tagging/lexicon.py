@@ -66,7 +66,6 @@ class Lexicon:
     exact: dict[str, list[Alias]] = field(default_factory=dict)
     folded: dict[str, list[Alias]] = field(default_factory=dict)
     _patterns: list[tuple[str, bool]] = field(default_factory=list)
-    regex: re.Pattern[str] | None = None
 
     def add(self, alias: str, ref: Alias, case_sensitive: bool) -> None:
         """Register one alias; ASCII words without capitals in `en` match any case."""
@@ -80,8 +79,30 @@ class Lexicon:
         self._patterns.append((alias, case_sensitive))
 
     def compile(self) -> None:
-        """Build the trie regex over every alias registered so far."""
-        self.regex = re.compile(_trie_regex(self._patterns)) if self._patterns else None
+        """Group aliases by their first word (ASCII) or first character (other scripts).
+
+        Matching then visits only word starts whose word begins some alias and tries a small trie
+        regex for that group there: far faster than one big alternation tried at every position.
+        """
+        ascii_groups: dict[str, list[tuple[str, bool]]] = {}
+        other_groups: dict[str, list[tuple[str, bool]]] = {}
+        for alias, cs in self._patterns:
+            first = _FIRST_WORD.match(alias)
+            if first:
+                key = first.group().lower()
+                keys = [key]
+                if first.end() == len(alias):  # a one-word alias may be met in the plural
+                    keys += [key + "s", key + "es"]
+                for k in keys:
+                    ascii_groups.setdefault(k, []).append((alias, cs))
+            else:
+                other_groups.setdefault(alias[0], []).append((alias, cs))
+        self._ascii_src = {k: _trie_regex(v) for k, v in ascii_groups.items()}
+        self._other_src = {k: _trie_regex(v) for k, v in other_groups.items()}
+        self._compiled: dict[tuple[bool, str], re.Pattern[str]] = {}
+        self._other_first = (
+            re.compile("[" + "".join(re.escape(c) for c in other_groups) + "]") if other_groups else None
+        )
 
     def lookup(self, matched: str) -> list[Alias]:
         """Entries a matched text names (a trailing plural -s/-es is tried off as well)."""
@@ -93,11 +114,41 @@ class Lexicon:
                 break
         return found
 
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        """Matches of any alias in `text` (already NFKC-normalised)."""
-        if self.regex is None:
-            return iter(())
-        return self.regex.finditer(text)
+    def _group(self, ascii_key: bool, key: str) -> re.Pattern[str] | None:
+        """The compiled trie regex of one group (compiled on first use, so loading stays fast)."""
+        pat = self._compiled.get((ascii_key, key))
+        if pat is None:
+            src = (self._ascii_src if ascii_key else self._other_src).get(key)
+            if src is None:
+                return None
+            pat = self._compiled[(ascii_key, key)] = re.compile(src)
+        return pat
+
+    def finditer(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, matched text) of alias matches in normalised `text`, leftmost-longest, no overlaps."""
+        found: list[tuple[int, int, str]] = []
+        src = self._ascii_src
+        for m in _ASCII_WORD.finditer(text):
+            key = m.group().lower()
+            if key in src:
+                hit = self._group(True, key).match(text, m.start())  # type: ignore[union-attr]
+                if hit:
+                    found.append((hit.start(), hit.end(), hit.group()))
+        if self._other_first is not None and not text.isascii():
+            for m in self._other_first.finditer(text):
+                hit = self._group(False, m.group()).match(text, m.start())  # type: ignore[union-attr]
+                if hit:
+                    found.append((hit.start(), hit.end(), hit.group()))
+        found.sort(key=lambda f: (f[0], -f[1]))
+        last = -1
+        for f in found:
+            if f[0] >= last:
+                last = f[1]
+                yield f
+
+
+_FIRST_WORD = re.compile(r"[A-Za-z0-9]+")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 def _plural_variants(text: str) -> tuple[str, ...]:
@@ -127,11 +178,11 @@ _END = ""  # trie key marking "an alias ends here"
 
 
 def _trie_regex(patterns: list[tuple[str, bool]]) -> str:
-    """One regex matching any alias, factored by common prefixes so the engine does not try each alias.
+    """One regex matching any of `patterns`, factored by common prefixes (tried longest first).
 
-    Aliases starting with an ASCII letter or digit need a non-alphanumeric character before them;
-    those ending with one need it after (an optional plural -s/-es first). CJK edges have no
-    boundary because Korean particles and Japanese text run straight on.
+    Aliases ending with an ASCII letter or digit need a non-alphanumeric character after them (an
+    optional plural -s/-es first); the caller only tries ASCII aliases at word starts. CJK edges
+    have no boundary because Korean particles and Japanese text run straight on.
     """
     ascii_root: dict = {}
     other_root: dict = {}
@@ -152,7 +203,7 @@ def _trie_regex(patterns: list[tuple[str, bool]]) -> str:
 
     parts = []
     if ascii_root:
-        parts.append(r"(?<![A-Za-z0-9])" + build(ascii_root))
+        parts.append(build(ascii_root))
     if other_root:
         parts.append(build(other_root))
     return "|".join(f"(?:{p})" for p in parts)

@@ -175,44 +175,43 @@ class Tagger:
             os_, oe = norm.span(s, e)
             return text[os_:oe], os_, oe
 
-        for m in lexicons["country"].finditer(t):
-            aliases = lexicons["country"].lookup(m.group())
+        for ms, me, mt in lexicons["country"].finditer(t):
+            aliases = lexicons["country"].lookup(mt)
             if not aliases:
                 continue
             entry = aliases[0].entry
             counts[entry.id] = counts.get(entry.id, 0) + 1
             if not any(a.cue for a in aliases):
-                s, o0, o1 = original(m.start(), m.end())
-                result.countries.append(EntityMention(s, o0, o1, entry.id, sentence(m.start())))
+                s, o0, o1 = original(ms, me)
+                result.countries.append(EntityMention(s, o0, o1, entry.id, sentence(ms)))
         org_matches = []
-        for m in lexicons["org"].finditer(t):
-            aliases = lexicons["org"].lookup(m.group())
+        for ms, me, mt in lexicons["org"].finditer(t):
+            aliases = lexicons["org"].lookup(mt)
             if aliases:
-                org_matches.append((m, aliases))
+                org_matches.append((ms, me, aliases))
                 for a in aliases:
                     if not a.ambiguous and len({b.entry.country for b in aliases}) == 1 and a.entry.country:
                         counts[a.entry.country] = counts.get(a.entry.country, 0) + 0.5
                         break
-        for m, aliases in org_matches:
+        for ms, me, aliases in org_matches:
             entry = _resolve(aliases, counts, prior)
             if entry:
-                s, o0, o1 = original(m.start(), m.end())
-                result.orgs.append(EntityMention(s, o0, o1, entry.id, sentence(m.start())))
+                s, o0, o1 = original(ms, me)
+                result.orgs.append(EntityMention(s, o0, o1, entry.id, sentence(ms)))
 
         visa_spans: list[tuple[int, int, str]] = []
-        for m in lexicons["visa"].finditer(t):
-            entry = _resolve(lexicons["visa"].lookup(m.group()), counts, prior)
+        for ms, me, mt in lexicons["visa"].finditer(t):
+            entry = _resolve(lexicons["visa"].lookup(mt), counts, prior)
             if entry is None:
                 continue
-            visa_spans.append((m.start(), m.end(), entry.id))
-            s, o0, o1 = original(m.start(), m.end())
-            result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name,
-                                            sentence(m.start())))
-        for m in lexicons["sector"].finditer(t):
-            aliases = lexicons["sector"].lookup(m.group())
+            visa_spans.append((ms, me, entry.id))
+            s, o0, o1 = original(ms, me)
+            result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name, sentence(ms)))
+        for ms, me, mt in lexicons["sector"].finditer(t):
+            aliases = lexicons["sector"].lookup(mt)
             if aliases:
-                s, o0, o1 = original(m.start(), m.end())
-                result.sectors.append(SectorMention(s, o0, o1, aliases[0].entry.id, sentence(m.start())))
+                s, o0, o1 = original(ms, me)
+                result.sectors.append(SectorMention(s, o0, o1, aliases[0].entry.id, sentence(ms)))
 
         raw, years = find_figures(t, lang)
         raw = [f for f in raw if not any(f.start < e and s < f.end for s, e, _ in visa_spans)]

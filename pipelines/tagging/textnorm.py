@@ -17,6 +17,7 @@ _SAME_LENGTH = str.maketrans({
     "\u2019": "'", "\u2018": "'", "\u00b7": "·",
 })
 _nfkc_cache: dict[str, str] = {}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 class Normalized:
@@ -34,14 +35,25 @@ class Normalized:
         if unicodedata.is_normalized("NFKC", text):
             self.text = text
             return
+        # Only non-ASCII characters can change; copy ASCII runs whole (most of an English text).
         pieces: list[str] = []
         index: list[int] = []
-        for i, ch in enumerate(text):
+        pos = 0
+        for m in _NON_ASCII.finditer(text):
+            i = m.start()
+            if i > pos:
+                pieces.append(text[pos:i])
+                index.extend(range(pos, i))
+            ch = m.group()
             norm = _nfkc_cache.get(ch)
             if norm is None:
                 norm = _nfkc_cache[ch] = unicodedata.normalize("NFKC", ch)
             pieces.append(norm)
             index.extend([i] * len(norm))
+            pos = i + 1
+        if pos < len(text):
+            pieces.append(text[pos:])
+            index.extend(range(pos, len(text)))
         self.text = "".join(pieces)
         self._map = index
 
