@@ -26,8 +26,9 @@ def demo_config(base_url: str, db_path: Path, outbox: Path) -> Config:
     return config_from_dict(data, path=None, base_dir=Path.cwd())
 
 
-def run_demo(db_path: Path = Path("demo.db"), outbox: Path = Path("demo-outbox"), out: TextIO = sys.stdout) -> int:
+def run_demo(db_path: Path = Path("demo.db"), outbox: Path = Path("demo-outbox"), out: TextIO | None = None) -> int:
     """Serve the sample site on 127.0.0.1, crawl it into `db_path`, print the articles and their tags."""
+    out = out or sys.stdout
     with serve_demo_site() as server:
         config = demo_config(server.base_url, db_path, outbox)
         print(f"Serving the offline sample site at {server.base_url}", file=out)
