@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipelines.fetch import FetchSettings
 from pipelines.jsonapi import JsonApiSpec
 from pipelines.listing import ListingSpec, validate_listing_spec
-
-from pipelines.fetch import FetchSettings
 
 SOURCE_KINDS = ("feed", "html_list", "json_api")
 ALERT_MODES = ("immediate", "daily", "weekly")
