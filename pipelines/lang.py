@@ -21,6 +21,11 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     "it": frozenset("il lo la gli le di del della che e è per con non una un sono alla nel".split()),
     "id": frozenset("yang dan di ini itu dengan untuk dari tidak akan pada adalah dalam ke juga".split()),
 }
+_LANGS_OF_WORD: dict[str, tuple[str, ...]] = {}
+for _lang, _words in _STOPWORDS.items():
+    for _word in _words:
+        _LANGS_OF_WORD[_word] = (*_LANGS_OF_WORD.get(_word, ()), _lang)
+
 # Share of words that must be function words of the best language before it beats the hint:
 # running text in a listed language scores well above this; other languages rarely reach it.
 _MIN_SHARE = 0.08
@@ -30,9 +35,9 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     """Return an ISO 639-1 code for `text` ("en", "ko", "ja", "zh", "fr", ...), or `hint` if unsure.
 
     Scripts decide Korean, Japanese and Chinese; for Latin script the share of
-    common function words decides. Only the first 5,000 characters are read.
+    common function words decides. Only the first 2,000 characters are read.
     """
-    sample = text[:5000]
+    sample = text[:2000]
     hangul = len(_HANGUL.findall(sample))
     kana = len(_KANA.findall(sample))
     han = len(_HAN.findall(sample))
@@ -46,7 +51,10 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
         return "zh"
     if not words:
         return hint
-    scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    scores = dict.fromkeys(_STOPWORDS, 0)
+    for word in words:
+        for lang in _LANGS_OF_WORD.get(word, ()):
+            scores[lang] += 1
     best = max(scores, key=scores.__getitem__)
     if scores[best] < max(2, _MIN_SHARE * len(words)):
         return hint

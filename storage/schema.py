@@ -106,7 +106,9 @@ MIGRATIONS: list[str] = [
     """,
     # 2: full-text search, kept in sync by triggers. unicode61 serves word
     # queries (phrases, prefixes, NEAR); trigram serves Japanese and Korean,
-    # which unicode61 cannot segment.
+    # which unicode61 cannot segment. Only rows with kana, Han or Hangul go
+    # into the trigram index: it is the costlier of the two to maintain (so an
+    # FTS5 'integrity-check' on articles_fts_cjk reports the rows left out).
     """
     CREATE VIRTUAL TABLE articles_fts USING fts5(
         title, text, content='articles', content_rowid='id',
@@ -117,18 +119,30 @@ MIGRATIONS: list[str] = [
     );
     CREATE TRIGGER articles_fts_ai AFTER INSERT ON articles BEGIN
         INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    CREATE TRIGGER articles_fts_cjk_ai AFTER INSERT ON articles
+    WHEN coalesce(new.title, '') || new.text GLOB '*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]*' BEGIN
         INSERT INTO articles_fts_cjk(rowid, title, text) VALUES (new.id, new.title, new.text);
     END;
     CREATE TRIGGER articles_fts_ad AFTER DELETE ON articles BEGIN
         INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+    END;
+    CREATE TRIGGER articles_fts_cjk_ad AFTER DELETE ON articles
+    WHEN coalesce(old.title, '') || old.text GLOB '*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]*' BEGIN
         INSERT INTO articles_fts_cjk(articles_fts_cjk, rowid, title, text)
             VALUES ('delete', old.id, old.title, old.text);
     END;
     CREATE TRIGGER articles_fts_au AFTER UPDATE OF title, text ON articles BEGIN
         INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    CREATE TRIGGER articles_fts_cjk_au_old AFTER UPDATE OF title, text ON articles
+    WHEN coalesce(old.title, '') || old.text GLOB '*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]*' BEGIN
         INSERT INTO articles_fts_cjk(articles_fts_cjk, rowid, title, text)
             VALUES ('delete', old.id, old.title, old.text);
-        INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    CREATE TRIGGER articles_fts_cjk_au_new AFTER UPDATE OF title, text ON articles
+    WHEN coalesce(new.title, '') || new.text GLOB '*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]*' BEGIN
         INSERT INTO articles_fts_cjk(rowid, title, text) VALUES (new.id, new.title, new.text);
     END;
     """,

@@ -145,3 +145,17 @@ def test_open_readonly_needs_an_existing_database(tmp_path: Path):
     with pytest.raises(StorageError, match="does not exist"):
         open_readonly(tmp_path / "missing.db")
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_fts_indexes_follow_updates_and_deletes(db):
+    article_id, _ = store_article(db, article("https://a.example/j", "速報", "高度専門職の件数"), [], [])
+    db.execute("BEGIN")
+    db.execute("UPDATE articles SET text = 'Semiconductor engineers' WHERE id = ?", [article_id])
+    db.execute("COMMIT")
+    conn = db.conn
+    assert search_articles(conn, "semiconductor") and not search_articles(conn, "高度専門職")
+    db.execute("BEGIN")
+    db.execute("DELETE FROM articles WHERE id = ?", [article_id])
+    db.execute("COMMIT")
+    assert not search_articles(conn, "semiconductor")
+    conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
