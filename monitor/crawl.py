@@ -230,7 +230,8 @@ class _Crawler:
         origin, note = "page", None
         url = canonicalize_url(page.final_url if page is not None and page.ok else item.url)
         if page is not None and page.ok and page.text:
-            extracted = extract_article(page.text, page.final_url)
+            extracted = extract_article(page.text, page.final_url,
+                                        metadata=not (item.title and item.published_at))
             text = extracted.text
             title = title or extracted.title
             published = published or extracted.published_at

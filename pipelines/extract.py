@@ -95,9 +95,12 @@ class Extracted:
         }
 
 
-def extract_article(html: str, url: str | None = None) -> Extracted:
+def extract_article(html: str, url: str | None = None, *, metadata: bool = True) -> Extracted:
     """Extract main text and metadata from one HTML page.
 
+    With `metadata=False` (for callers that already know title and date, such as
+    a crawl of a feed) trafilatura's metadata search is skipped: the title comes
+    from the <title> tag and the date from explicit markup or a dateline only.
     Never raises: empty, binary or otherwise unusable input gives an
     `Extracted` with empty text (and whatever metadata could be read).
     """
@@ -114,8 +117,8 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
     htmldate: str | None = None
     huge = sum(1 for _ in tree.iter()) > MAX_ELEMENTS
     try:
-        if huge:
-            # trafilatura's metadata search is superlinear here; the title tag is enough
+        if huge or not metadata:
+            # trafilatura's metadata search is superlinear on huge pages; the title tag is enough
             result.title = _clean(next(iter(tree.xpath("//title/text()")), None))
         else:
             meta = extract_metadata(tree, url, set_date_params(True))

@@ -179,3 +179,15 @@ def test_real_corpus_pages(page_id, lang, year, min_precision):
     assert page.title
     if year is not None:
         assert page.published_at is not None and page.published_at.year == year
+
+
+def test_metadata_can_be_skipped_when_the_caller_knows_title_and_date():
+    page = ("<html><head><title>Short title</title><meta name='author' content='Jane Doe'>"
+            "<meta property='article:published_time' content='2025-07-20T09:00:00+09:00'></head><body><article>"
+            + "<p>The ministry expanded the skilled worker visa to nursing and caregiving roles this year.</p>" * 6
+            + "</article></body></html>")
+    quick = extract_article(page, "https://example.org/a", metadata=False)
+    full = extract_article(page, "https://example.org/a")
+    assert quick.text == full.text and "caregiving" in quick.text
+    assert quick.title == "Short title" and quick.author is None and full.author == "Jane Doe"
+    assert quick.published_at == full.published_at
