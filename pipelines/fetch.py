@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
+import re
 import ssl
 import time
 import zlib
@@ -68,6 +69,8 @@ TRANSIENT_ERRORS = frozenset({"Timeout", "ConnectError", "ConnectionDropped", "P
 MESSAGE_MAX = 200
 _DRAIN_MAX = 65_536
 _DECODE_IN_THREAD = 256_000
+_LOCATION = "policy_monitor.location"
+_HOST_RE = re.compile(rb"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
 
 ACCEPT = {
     "html": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
@@ -401,6 +404,8 @@ def _http_url(url: str | httpx.URL) -> httpx.URL | str:
         return f"scheme {parsed.scheme + ':' if parsed.scheme else '(none)'} not allowed, only http and https"
     if not parsed.host:
         return "URL has no host"
+    if not _HOST_RE.fullmatch(parsed.raw_host):
+        return f"invalid host {parsed.raw_host.decode('ascii', 'replace')!r}"
     return parsed.copy_with(fragment=None)
 
 
@@ -423,6 +428,7 @@ class Fetcher:
         self._client = httpx.AsyncClient(
             transport=transport, follow_redirects=False, timeout=timeout, trust_env=True,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            event_hooks={"response": [_take_location]},
         )
         self.max_in_flight: dict[str, int] = {}
         """Largest number of requests ever in flight at once, per `host_key`."""
@@ -507,10 +513,16 @@ class Fetcher:
         if self.settings.obey_robots:
             policy = await self._robots_policy(url, result)
             if not policy.allows(str(url), self.settings.user_agent):
-                message = (f"robots.txt unreachable ({policy.reason}); disallowed for now (RFC 9309)"
-                           if policy.unreachable else "disallowed by robots.txt")
-                self._refuse(result, str(url), "RobotsDisallowed", message,
-                             transient=policy.unreachable, retry_later=policy.unreachable)
+                if not policy.unreachable:
+                    self._refuse(result, str(url), "RobotsDisallowed", "disallowed by robots.txt")
+                elif policy.error:
+                    # The host itself is unreachable: say so, rather than blame robots.txt.
+                    transient = policy.error in TRANSIENT_ERRORS
+                    self._refuse(result, str(url), policy.error, f"robots.txt unreachable, not fetched: "
+                                 f"{policy.reason}", transient=transient, retry_later=transient)
+                else:
+                    self._refuse(result, str(url), "RobotsDisallowed", f"robots.txt unreachable ({policy.reason}); "
+                                 "everything disallowed for now (RFC 9309)", transient=True, retry_later=True)
                 return False
         return True
 
@@ -530,12 +542,13 @@ class Fetcher:
         return ("PrivateAddress", _short(message)) if message else None
 
     async def _request_with_retries(
-        self, url: httpx.URL, headers: dict[str, str], expect: Expect, result: FetchResult
+        self, url: httpx.URL, headers: dict[str, str], expect: Expect, result: FetchResult,
+        max_bytes: int | None = None, truncate: bool = False,
     ) -> _Attempt:
         """One hop with retries for transient trouble; every try is appended to result.records."""
         tries = max(1, self.settings.max_tries)
         for number in range(1, tries + 1):
-            attempt = await self._request(url, headers, expect, self.settings.max_bytes)
+            attempt = await self._request(url, headers, expect, max_bytes or self.settings.max_bytes, truncate)
             result.records.append(attempt.record)
             if not _retryable(attempt):
                 return attempt
@@ -593,8 +606,8 @@ class Fetcher:
         """Judge status and type, then stream the body within max_bytes into attempt.content."""
         status = response.status_code
         headers = response.headers
-        if status in REDIRECT_STATUSES and headers.get("location"):
-            attempt.location = headers["location"]
+        if status in REDIRECT_STATUSES and response.extensions.get(_LOCATION):
+            attempt.location = response.extensions[_LOCATION]
             await self._drain(response, attempt)
             return
         if status == 304:
@@ -697,8 +710,8 @@ class Fetcher:
         for hop in range(6):  # RFC 9309: follow at least five redirects
             if hop and await self._guard(target) is not None:
                 return robotstxt.allow_all(time.monotonic(), s.robots_ttl, "robots.txt redirects off-limits")
-            attempt = await self._request(target, headers, "any", robotstxt.ROBOTS_MAX_BYTES, truncate=True)
-            result.records.append(attempt.record)
+            attempt = await self._request_with_retries(target, headers, "any", result,
+                                                       robotstxt.ROBOTS_MAX_BYTES, truncate=True)
             record = attempt.record
             now = time.monotonic()
             if attempt.location is not None and not record.error:
@@ -708,9 +721,10 @@ class Fetcher:
                 target = following
                 continue
             status = record.status
-            if status is None or status == 429 or status >= 500 or record.error in TRANSIENT_ERRORS:
-                reason = record.error if status is None else f"HTTP {status}"
-                return robotstxt.disallow_all(now, s.robots_error_ttl, reason)
+            if status is None or record.error in TRANSIENT_ERRORS:
+                return robotstxt.disallow_all(now, s.robots_error_ttl, record.message, record.error)
+            if status == 429 or status >= 500:
+                return robotstxt.disallow_all(now, s.robots_error_ttl, f"HTTP {status}")
             if status >= 400:
                 return robotstxt.allow_all(now, s.robots_ttl, f"no robots.txt (HTTP {status})")
             if 200 <= status < 300 and not record.error:
@@ -779,6 +793,17 @@ class Fetcher:
         if transport_for_url is None:
             return False
         return transport_for_url(url) is not getattr(self._client, "_transport", None)
+
+
+async def _take_location(response: httpx.Response) -> None:
+    """Move a redirect's Location out of httpx's sight (into `extensions`).
+
+    Even with follow_redirects=False httpx builds the next request, and raises on a Location it
+    can't parse (e.g. "javascript:..."), losing the response; we judge every hop ourselves.
+    """
+    if 300 <= response.status_code < 400 and "location" in response.headers:
+        response.extensions[_LOCATION] = response.headers["location"]
+        del response.headers["location"]
 
 
 def _follow(current: httpx.URL, location: str) -> httpx.URL | str:

@@ -37,6 +37,8 @@ class RobotsPolicy:
     unreachable: bool = False
     """robots.txt could not be had (5xx, 429, network): everything disallowed for now."""
     reason: str = ""
+    error: str = ""
+    """When unreachable through network trouble: its error class ("Timeout", "ConnectError", ...)."""
 
     def allows(self, url: str, user_agent: str) -> bool:
         """Whether user_agent may fetch url."""
@@ -80,6 +82,6 @@ def allow_all(now: float, ttl: float, reason: str) -> RobotsPolicy:
     return RobotsPolicy(expires=now + ttl, reason=reason)
 
 
-def disallow_all(now: float, ttl: float, reason: str) -> RobotsPolicy:
+def disallow_all(now: float, ttl: float, reason: str, error: str = "") -> RobotsPolicy:
     """Complete disallow while robots.txt is unreachable (5xx, 429, network trouble)."""
-    return RobotsPolicy(expires=now + ttl, unreachable=True, reason=reason)
+    return RobotsPolicy(expires=now + ttl, unreachable=True, reason=reason, error=error)
