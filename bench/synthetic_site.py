@@ -20,7 +20,9 @@ TERMS = ["E-7 visa", "Highly Skilled Professional status", "H-1B petitions", "EU
 
 
 def article_html(number: int, words: int = 600) -> str:
-    """A generated news page: boilerplate around ~`words` words of article text with tags and figures."""
+    """A generated news page of about the median size of real ones (~110 KB): ~`words` words of article
+    text with visas, sectors and figures, inside the chrome real news sites carry (scripts, menus,
+    teasers, comments, footer), so extraction has the usual amount of page to work through."""
     rng = random.Random(number)
     paragraphs = []
     remaining = words
@@ -33,12 +35,27 @@ def article_html(number: int, words: int = 600) -> str:
         paragraph = " ".join(sentences)
         remaining -= len(paragraph.split())
         paragraphs.append(f"<p>{paragraph}</p>")
-    nav = "".join(f"<li><a href='/section/{i}'>Section {i}</a></li>" for i in range(12))
+    nav = "".join(f"<li class='menu-item'><a href='/section/{i}' class='menu-link'>Section {i}</a></li>"
+                  for i in range(150))
+    teasers = "".join(
+        f"<div class='teaser'><a href='/story/{number}-{i}'><img src='/img/{i}.jpg' alt=''>"
+        f"<h4>{' '.join(rng.choice(WORDS) for _ in range(8)).capitalize()}</h4></a>"
+        f"<span class='time'>{i + 1} hours ago</span></div>" for i in range(30))
+    comments = "".join(
+        f"<li class='comment'><b>reader{i}</b><p>{' '.join(rng.choice(WORDS) for _ in range(20))}</p></li>"
+        for i in range(15))
+    script = "var config = {" + ",".join(f"'k{i}': '{rng.random():.12f}'" for i in range(1500)) + "};"
+    footer = "".join(f"<a href='/about/{i}'>About link {i}</a> " for i in range(100))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Policy update {number}</title>"
-            f"<meta property='article:published_time' content='2025-07-{1 + number % 28:02d}'></head><body>"
-            f"<header><ul>{nav}</ul></header><main><article><h1>Policy update {number}</h1>"
-            f"{''.join(paragraphs)}</article></main><aside><h3>Most read</h3><ul>{nav}</ul></aside>"
-            "<footer><p>Copyright Ministry of Examples. All rights reserved.</p></footer></body></html>")
+            f"<meta property='article:published_time' content='2025-07-{1 + number % 28:02d}'>"
+            f"<script>{script}</script><style>{'.c{margin:0;padding:0}' * 400}</style></head><body>"
+            f"<div class='cookie'>We use cookies to improve your experience.</div>"
+            f"<header><nav><ul>{nav}</ul></nav></header><main><article><h1>Policy update {number}</h1>"
+            f"<div class='byline'>By Staff Reporter</div>{''.join(paragraphs)}</article>"
+            f"<section class='related'><h3>Related</h3>{teasers}</section>"
+            f"<section class='comments'><h3>Comments</h3><ul>{comments}</ul></section></main>"
+            f"<aside><h3>Most read</h3><ul>{nav[:3000]}</ul></aside>"
+            f"<footer>{footer}<p>Copyright Ministry of Examples. All rights reserved.</p></footer></body></html>")
 
 
 def feed_xml(base: str, feed: int, per_feed: int) -> str:
