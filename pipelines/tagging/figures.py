@@ -67,7 +67,7 @@ international overseas
 """.split())
 _STOP = frozenset("""
 in of to from and or at by for on with as than the a an this that these those were was are is have has had
-will would who which whom per each more less fewer over under up down into since between about last next
+will would who which whom per each over under up down into since between about last next
 """.split())
 _PREV_EXCLUDE = frozenset("""
 top no nos number num tier level phase stage round section sections article articles chapter rule title part
@@ -256,7 +256,9 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
                 uend = e2
         # Range "5 to 10 weeks", "5-10%"; "from 20 to 30" is a change, not a range.
         value_max = None
-        if unit is None or (ukind == "cur" and pre):
+        year_like = (not is_word and not pre and not scale and num.isdigit() and len(num) == 4
+                     and 1900 <= int(num) <= 2100)
+        if (unit is None or (ukind == "cur" and pre)) and not year_like:
             rm = _EN_RANGE.match(text, uend if pre else end)
             if rm:
                 m2 = _EN_FIG.match(text, rm.end())
@@ -291,6 +293,8 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             value = _parse_digits(num, european, integer_unit=people or unit is None)
             if value is None:
                 continue
+        if scale and scale in ("m", "k", "b") and not pre and not people and ukind is None:
+            continue  # 100m freestyle, 4k video: metres and resolutions, not millions
         plain_int = not is_word and not pre and not scale and num.isdigit()
         # A calendar year on its own: "in 2012", "2023-24", "the 2024 Olympics".
         if (plain_int and len(num) == 4 and 1900 <= value <= 2100 and not people and ukind is None
@@ -342,10 +346,10 @@ def _inherit_units(text: str, figures: list[RawFigure]) -> None:
 # ---------------------------------------------------------------- Korean and Japanese
 _CH = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _KO_NUM = re.compile(
-    rf"(?<![A-Za-z0-9.,\-])(?:{_CH}\s?[조억만천백](?:\s?{_CH}\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
+    rf"(?<![A-Za-z0-9.,\-])(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
     r"|(?<![가-힣])만(?=\s?(?:명|원|건|개|가구|달러)))"
 )
-_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:{_CH}[兆億万千])*(?:{_CH})?|{_CH})")
+_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH})")
 _CJK_SCALE = {"조": 1e12, "억": 1e8, "만": 1e4, "천": 1e3, "백": 1e2, "兆": 1e12, "億": 1e8, "万": 1e4, "千": 1e3}
 _CJK_CHUNK = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)?\s?([조억만천백兆億万千])?")
 
@@ -364,7 +368,7 @@ _JA_UNIT = re.compile(
     r"(?:余|超|強)?(?:(?P<people>人|名)|(?P<JPY>円)|(?P<USD>米?ドル)|(?P<KRW>ウォン)|(?P<EUR>ユーロ)|(?P<GBP>ポンド)"
     r"|(?P<CNY>元)|(?P<points>%ポイント|ポイント|点)|(?P<percent>%|パーセント)|(?P<hours>時間)"
     r"|(?P<days>日間|日(?=以内|以上|以下|未満|ごと))|(?P<weeks>週間)|(?P<months>(?:カ|か|ヶ|ケ|ヵ|箇)月(?:間)?)"
-    r"|(?P<years>年間|年(?=以上|以内|以下|未満|で|ぶり|連続|後|間|の在留|を超))"
+    r"|(?P<years>年間|年(?!度|\d|[0-9]月))"
     r"|(?P<count>件|社|校|カ国|か国|ヶ国|機関|団体|業種|分野|種類|職種))"
 )
 _JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年)")

@@ -161,7 +161,7 @@ def _plural_variants(text: str) -> tuple[str, ...]:
 
 def _tokens(alias: str, case_sensitive: bool) -> list[str]:
     """Regex pieces, one per alias character: case-insensitive letters become [xX], spaces flexible."""
-    cjk = not (alias[0] in _ASCII_ALNUM and alias[-1] in _ASCII_ALNUM)
+    cjk = not alias.isascii()
     out = []
     for ch in alias:
         if ch.isspace():
@@ -294,6 +294,6 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
     for alias in table.get("ko", []) + table.get("ja", []):
         lex.add(alias, plain, case_sensitive=True)
     for alias in table.get("ambiguous", []):
-        lex.add(alias, ambiguous, case_sensitive=True)
+        lex.add(alias, ambiguous, case_sensitive=alias.isupper() or not alias.isascii())
     for alias in table.get("cues", []):
         lex.add(alias, cue, case_sensitive=True)

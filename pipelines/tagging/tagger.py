@@ -11,6 +11,7 @@ taxonomy data files at load), and every offset is mapped back to the text exactl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,7 @@ class TagResult:
 
 # How much the language of a text counts as naming its country, to settle ties ("E-2" in a Korean
 # article is Korea's; in English with no country named, the US one is the usual meaning).
+_VISA_WORD = re.compile(r"\s?(?:visas?\b|비자|ビザ)", re.I)
 _LANG_PRIOR = {"ko": {"KR": 0.5}, "ja": {"JP": 0.5}, "en": {"US": 0.1}}
 
 
@@ -209,7 +211,9 @@ class Tagger:
             result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name, sentence(ms)))
         for ms, me, mt in lexicons["sector"].finditer(t):
             aliases = lexicons["sector"].lookup(mt)
-            if aliases:
+            # Words inside a visa's name ("EPA nurse candidates") or naming a visa type ("student
+            # visa") say nothing about a sector.
+            if aliases and not any(s < me and ms < e for s, e, _ in visa_spans) and not _VISA_WORD.match(t, me):
                 s, o0, o1 = original(ms, me)
                 result.sectors.append(SectorMention(s, o0, o1, aliases[0].entry.id, sentence(ms)))
 
@@ -290,7 +294,8 @@ def _resolve(aliases: list[Alias], counts: dict[str, float], prior: dict[str, fl
     for a in aliases:
         if a.cue:
             continue
-        if a.ambiguous and not any(counts.get(c, 0) > 0 for c in a.entry.context):
+        # The English prior (0.1) only breaks ties; it does not make "gold card" Taiwan's or America's.
+        if a.ambiguous and not any(counts.get(c, 0) >= 0.5 for c in a.entry.context):
             continue
         if all(e.id != a.entry.id for e in candidates):
             candidates.append(a.entry)

@@ -1,0 +1,170 @@
+"""Tagging benchmark: dev-set precision/recall/F1 per category and language, and speed.
+
+    .venv/bin/python bench/tagging.py [--verbose]
+
+Quality: tests/data/tagging_dev.txt (gold marks [V:id|..], [S:sector|..], [F:value:unit:year|..]);
+a prediction counts when its span overlaps a gold span of the same category and label (visa id,
+sector id; for figures the category alone, with value, unit and year accuracy reported apart).
+Speed: English words/s in one process on the article-extraction gold texts (the dev set repeated
+if that corpus is absent), ms per 2,000-character Japanese article, and taxonomy load time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.tagging import Tagger  # noqa: E402
+
+DEV = ROOT / "tests" / "data" / "tagging_dev.txt"
+CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction" / "ground-truth.json"
+_MARK = re.compile(r"\[([VSF]):([^|\]]+)\|([^\]]+)\]")
+
+
+@dataclass
+class Gold:
+    lang: str
+    text: str
+    spans: list[tuple[str, int, int, str]] = field(default_factory=list)
+    """(category, start, end, label); for figures the label is "value:unit:year"."""
+
+
+def load_dev(path: Path = DEV) -> list[Gold]:
+    """Parse the marked-up dev set into plain texts with gold spans."""
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        lang, marked = line.split("\t", 1)
+        out, spans, pos = [], [], 0
+        for m in _MARK.finditer(marked):
+            out.append(marked[pos:m.start()])
+            start = sum(map(len, out))
+            out.append(m.group(3))
+            cat = {"V": "visa", "S": "sector", "F": "figure"}[m.group(1)]
+            spans.append((cat, start, start + len(m.group(3)), m.group(2)))
+            pos = m.end()
+        out.append(marked[pos:])
+        items.append(Gold(lang, "".join(out), spans))
+    return items
+
+
+def predicted(result) -> list[tuple[str, int, int, str]]:
+    spans = [("visa", v.start, v.end, v.id) for v in result.visas]
+    spans += [("sector", s.start, s.end, s.sector) for s in result.sectors]
+    spans += [("figure", f.start, f.end, f"{f.value!r}:{f.unit}:{f.year if f.year else '-'}") for f in result.figures]
+    return spans
+
+
+def _same(cat: str, a: str, b: str) -> bool:
+    return cat == "figure" or a == b
+
+
+def score(items: list[Gold], tagger: Tagger, verbose: bool = False) -> dict:
+    """Counts per (lang, category) plus figure value/unit/year agreement on matched figures."""
+    stats: dict[tuple[str, str], list[int]] = {}
+    fig = {"matched": 0, "value": 0, "unit": 0, "year": 0}
+    for item in items:
+        result = tagger.tag(item.text, item.lang)
+        pred = predicted(result)
+        for cat in ("visa", "sector", "figure"):
+            g = [s for s in item.spans if s[0] == cat]
+            p = [s for s in pred if s[0] == cat]
+            tp_p = [x for x in p if any(x[1] < y[2] and y[1] < x[2] and _same(cat, x[3], y[3]) for y in g)]
+            tp_g = [y for y in g if any(x[1] < y[2] and y[1] < x[2] and _same(cat, x[3], y[3]) for x in p)]
+            st = stats.setdefault((item.lang, cat), [0, 0, 0, 0])
+            st[0] += len(tp_p)
+            st[1] += len(p)
+            st[2] += len(tp_g)
+            st[3] += len(g)
+            if verbose:
+                for x in p:
+                    if x not in tp_p:
+                        print(f"  FP {item.lang} {cat} {item.text[x[1]:x[2]]!r} {x[3]}  | {item.text[:90]}")
+                for y in g:
+                    if y not in tp_g:
+                        print(f"  FN {item.lang} {cat} {item.text[y[1]:y[2]]!r} {y[3]}  | {item.text[:90]}")
+            if cat == "figure":
+                for y in g:
+                    match = next((x for x in p if x[1] < y[2] and y[1] < x[2]), None)
+                    if match is None:
+                        continue
+                    gv, gu, gy = y[3].split(":")
+                    pv, pu, py = match[3].split(":")
+                    fig["matched"] += 1
+                    fig["value"] += abs(float(gv) - float(pv)) < 1e-6 * max(1.0, abs(float(gv)))
+                    fig["unit"] += gu == pu
+                    fig["year"] += gy == py
+                    if verbose and (gu != pu or gy != py or float(gv) != float(pv)):
+                        print(f"  ~ {item.lang} {item.text[y[1]:y[2]]!r} gold {y[3]} got {match[3]}")
+    return {"stats": stats, "figures": fig}
+
+
+def prf(tp_p: int, n_p: int, tp_g: int, n_g: int) -> tuple[float, float, float]:
+    p = tp_p / n_p if n_p else 1.0
+    r = tp_g / n_g if n_g else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def speed(tagger: Tagger, items: list[Gold]) -> dict:
+    if CORPUS.exists():
+        data = json.loads(CORPUS.read_text(encoding="utf-8"))
+        texts = [v["articleBody"] for v in data.values() if v.get("articleBody")]
+        source = f"{len(texts)} article-extraction gold texts"
+    else:
+        texts = [" ".join(i.text for i in items if i.lang == "en")] * 50
+        source = "English dev set x50 (corpus absent)"
+    words = sum(len(t.split()) for t in texts)
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _r in tagger.tag_many((t, "en") for t in texts):
+            pass
+        best = max(best, words / (time.perf_counter() - t0))
+    ja = "".join(i.text for i in items if i.lang == "ja")
+    ja = (ja * (2000 // len(ja) + 1))[:2000]
+    tagger.tag(ja, "ja")
+    n = 200
+    t0 = time.perf_counter()
+    for _ in range(n):
+        tagger.tag(ja, "ja")
+    ja_ms = (time.perf_counter() - t0) * 1000 / n
+    return {"words_per_s": best, "words": words, "source": source, "ja_ms": ja_ms}
+
+
+def main() -> None:
+    verbose = "--verbose" in sys.argv
+    t0 = time.perf_counter()
+    tagger = Tagger.load()
+    load_s = time.perf_counter() - t0
+    items = load_dev()
+    res = score(items, tagger, verbose)
+    print(f"dev set: {DEV.relative_to(ROOT)}: " + ", ".join(
+        f"{lang} {sum(1 for i in items if i.lang == lang)} sentences" for lang in ("en", "ko", "ja")))
+    print(f"{'lang':4} {'category':8} {'P':>6} {'R':>6} {'F1':>6}  (pred/gold)")
+    for lang in ("en", "ko", "ja"):
+        for cat in ("visa", "sector", "figure"):
+            tp_p, n_p, tp_g, n_g = res["stats"].get((lang, cat), [0, 0, 0, 0])
+            p, r, f = prf(tp_p, n_p, tp_g, n_g)
+            print(f"{lang:4} {cat:8} {p:6.3f} {r:6.3f} {f:6.3f}  ({n_p}/{n_g})")
+    fg = res["figures"]
+    if fg["matched"]:
+        m = fg["matched"]
+        print(f"figures matched: {m}; value right {fg['value'] / m:.1%}, unit right {fg['unit'] / m:.1%}, "
+              f"year right {fg['year'] / m:.1%}")
+    sp = speed(tagger, items)
+    print(f"speed: {sp['words_per_s']:,.0f} English words/s in one process ({sp['words']:,} words, {sp['source']})")
+    print(f"speed: {sp['ja_ms']:.2f} ms per 2,000-character Japanese article")
+    print(f"taxonomy load: {load_s * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Tagging stage: figure forms and non-figures from issue 3, visas/sectors in EN/KO/JA, offsets, taxonomy errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.tagging import Tagger, TaxonomyError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger.load()
+
+
+def _fig(tagger: Tagger, text: str, lang: str, span: str):
+    result = tagger.tag(text, lang)
+    found = [f for f in result.figures if f.text == span]
+    assert found, f"{span!r} not a figure in {text!r}: {[(f.text, f.value, f.unit) for f in result.figures]}"
+    f = found[0]
+    assert text[f.start:f.end] == span
+    return f
+
+
+# (lang, text, figure span, value, unit, year)
+FIGURES = [
+    ("en", "Holders surged from 313 in 2012 to 46,946 in 2023.", "313", 313, "count", 2012),
+    ("en", "Holders surged from 313 in 2012 to 46,946 in 2023.", "46,946", 46946, "count", 2023),
+    ("en", "Applications rose 20.8% in 2023.", "20.8%", 20.8, "percent", 2023),
+    ("en", "The city has 1 million residents.", "1 million", 1_000_000, "people", None),
+    ("en", "The plan would admit one million workers.", "one million", 1_000_000, "people", None),
+    ("en", "The ministry opened two new offices.", "two", 2, "count", None),
+    ("en", "The fund holds $1.2 billion.", "$1.2 billion", 1.2e9, "USD", None),
+    ("en", "The threshold is ¥20 million.", "¥20 million", 20_000_000, "JPY", None),
+    ("en", "They must earn 10 million yen.", "10 million yen", 10_000_000, "JPY", None),
+    ("en", "Investors must put in KRW 50 million.", "KRW 50 million", 50_000_000, "KRW", None),
+    ("en", "The EP salary floor is S$5,600 a month.", "S$5,600 a month", 5600, "SGD", None),
+    ("en", "Students may work 28 hours a week.", "28 hours a week", 28, "hours", None),
+    ("en", "They get a five-year permit.", "five-year", 5, "years", None),
+    ("en", "Processing takes 5 to 10 weeks.", "5 to 10 weeks", 5, "weeks", None),
+    ("de", "Im Jahr 2023 wurden 19.477 Anträge gestellt.", "19.477", 19477, "count", 2023),
+    ("en", "The agency counted 19.477 applicants.", "19.477", 19477, "people", None),
+    ("en", "Inflation was 19.477 percent.", "19.477 percent", 19.477, "percent", None),
+    ("en", "France counted 47 681 foreign students.", "47 681", 47681, "people", None),
+    ("ko", "외국인 근로자는 3만3천 명으로 늘었다.", "3만3천 명", 33000, "people", None),
+    ("ko", "예산 1억 4,986.5만 원이 배정됐다.", "1억 4,986.5만 원", 149_865_000, "KRW", None),
+    ("ko", "요양보호사 만 명을 양성한다.", "만 명", 10000, "people", None),
+    ("ja", "在留外国人は146万463人となった。", "146万463人", 1_460_463, "people", None),
+    ("ja", "留学生は週28時間までアルバイトができる。", "週28時間", 28, "hours", None),
+    ("ja", "高度専門職は２０２３年末で２万３９５８人だった。", "２万３９５８人", 23958, "people", 2023),
+    ("ja", "令和5年の外国人労働者は204万8675人。", "204万8675人", 2_048_675, "people", 2023),
+    ("ko", "2024년 E-9 근로자는 16만5천 명이다.", "16만5천 명", 165_000, "people", 2024),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "span", "value", "unit", "year"), FIGURES)
+def test_figure_forms(tagger, lang, text, span, value, unit, year):
+    f = _fig(tagger, text, lang, span)
+    assert f.value == pytest.approx(value)
+    assert f.unit == unit
+    assert f.year == year
+
+
+def test_rates_and_ranges_keep_period_and_upper_bound(tagger):
+    assert _fig(tagger, "The EP salary floor is S$5,600 a month.", "en", "S$5,600 a month").per == "month"
+    assert _fig(tagger, "留学生は週28時間までアルバイトができる。", "ja", "週28時間").per == "week"
+    assert _fig(tagger, "Processing takes 5 to 10 weeks.", "en", "5 to 10 weeks").value_max == 10
+
+
+# (lang, text, text that must not be (part of) a figure)
+NON_FIGURES = [
+    ("en", "The rules changed in 2012.", "2012"),
+    ("en", "He holds an E-7 visa.", "7"),
+    ("en", "Most H-1B workers are engineers.", "1"),
+    ("en", "The subclass 482 visa replaced the TSS.", "482"),
+    ("en", "The rules take effect on March 5, 2025.", "5"),
+    ("en", "The rules take effect on March 5, 2025.", "2025"),
+    ("en", "She finished 3rd in the race.", "3"),
+    ("en", "Graduates of the top 100 universities qualify.", "100"),
+    ("en", "COVID-19 closed the borders.", "19"),
+    ("en", "Manchester City won 3-1 on Sunday.", "3"),
+    ("en", "The meeting starts at 10:30.", "10"),
+    ("en", "She swam the 100m freestyle.", "100"),
+    ("ko", "2025년 3월 5일부터 시행된다.", "5"),
+    ("ko", "제2차 회의가 열렸다.", "2"),
+    ("ko", "E-7-4 비자가 신설됐다.", "4"),
+    ("ja", "3月5日に閣議決定された。", "5"),
+    ("ja", "第3回の会合が開かれた。", "3"),
+    ("ja", "特定技能2号の対象が広がった。", "2"),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "needle"), NON_FIGURES)
+def test_not_figures(tagger, lang, text, needle):
+    pos = text.index(needle)
+    result = tagger.tag(text, lang)
+    assert not [f for f in result.figures if f.start <= pos < f.end], [f.text for f in result.figures]
+
+
+VISAS = [
+    ("en", "Japan's Highly Skilled Professional visa is popular.", "Highly Skilled Professional visa", "JP:HSP"),
+    ("en", "Workers with Specified Skilled Worker (ii) status can bring families.", "Specified Skilled Worker (ii)",
+     "JP:SSW-2"),
+    ("en", "USCIS received 470,342 H-1B registrations.", "H-1B", "US:H-1B"),
+    ("en", "Germany's Opportunity Card (Chancenkarte) opened in June.", "Opportunity Card", "DE:OPPORTUNITY-CARD"),
+    ("en", "Singapore's Employment Passes require COMPASS points.", "Employment Passes", "SG:EP"),
+    ("ko", "톱티어비자는 반도체 인재를 위한 것이다.", "톱티어비자", "KR:TOP-TIER"),
+    ("ko", "E-7 비자를 받은 용접공이 늘었다.", "E-7", "KR:E-7"),
+    ("ko", "E-7-4 비자를 신청했다.", "E-7-4", "KR:E-7-4"),
+    ("ko", "고용허가제로 입국한 근로자", "고용허가제", "KR:EPS"),
+    ("ja", "特定技能2号の対象分野が拡大された。", "特定技能2号", "JP:SSW-2"),
+    ("ja", "技能実習制度は育成就労に移行する。", "育成就労", "JP:ESD"),
+    ("ja", "技術・人文知識・国際業務の在留資格", "技術・人文知識・国際業務", "JP:ENGINEER-HUMANITIES"),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "span", "visa_id"), VISAS)
+def test_visas(tagger, lang, text, span, visa_id):
+    result = tagger.tag(text, lang)
+    hits = [v for v in result.visas if v.text == span]
+    assert hits and hits[0].id == visa_id, [(v.text, v.id) for v in result.visas]
+    assert text[hits[0].start:hits[0].end] == span
+    assert hits[0].country == tagger.visa_country(visa_id)
+    assert hits[0].canonical == tagger.visa_name(visa_id)
+
+
+def test_ambiguous_e2_follows_the_country_named(tagger):
+    kr = tagger.tag("Korea requires E-2 visa holders to teach English.", "en")
+    us = tagger.tag("The United States grants the E-2 visa to treaty investors.", "en")
+    ko = tagger.tag("E-2 비자를 받은 원어민 강사", "ko")
+    assert [v.id for v in kr.visas] == ["KR:E-2"]
+    assert [v.id for v in us.visas] == ["US:E-2"]
+    assert [v.id for v in ko.visas] == ["KR:E-2"]
+
+
+def test_gold_card_needs_taiwan_context(tagger):
+    assert tagger.tag("The bank's gold card offers lounge access.", "en").visas == []
+    tw = tagger.tag("Taiwan issued more Gold Card permits to engineers.", "en")
+    assert [v.id for v in tw.visas] == ["TW:GOLD-CARD"]
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("Travellers need a tourist visa, and students need a student visa and a work visa.", "en"),
+    ("Many apply for permanent residency after several years.", "en"),
+    ("취업 비자와 학생 비자 신청이 늘고 있다.", "ko"),
+    ("就労ビザや学生ビザの手続きが簡素化された。", "ja"),
+])
+def test_generic_visa_phrases_are_not_visas(tagger, text, lang):
+    assert tagger.tag(text, lang).visas == []
+
+
+SECTORS = [
+    ("en", "Hospitals recruited 20,000 nurses from abroad.", "nurses", "healthcare"),
+    ("en", "Demand for software developers keeps rising.", "software developers", "it_software"),
+    ("en", "Shipbuilders in Ulsan hire welders.", "Shipbuilders", "shipbuilding"),
+    ("ko", "반도체 분야 인재를 유치한다.", "반도체", "semiconductors"),
+    ("ko", "요양보호사를 양성한다.", "요양보호사", "caregiving"),
+    ("ja", "介護や農業の現場で働く", "介護", "caregiving"),
+    ("ja", "造船・舶用工業の分野", "造船・舶用工業", "shipbuilding"),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "span", "sector"), SECTORS)
+def test_sectors(tagger, lang, text, span, sector):
+    hits = [s for s in tagger.tag(text, lang).sectors if s.text == span]
+    assert hits and hits[0].sector == sector
+
+
+def test_offsets_map_back_from_nfkc_in_japanese(tagger):
+    text = "ＡＩ人材と高度専門職は２０２３年末で２万３９５８人。"
+    result = tagger.tag(text, None)
+    assert result.lang == "ja"
+    for m in [*result.visas, *result.sectors, *result.figures]:
+        assert text[m.start:m.end] == m.text
+    assert [s.text for s in result.sectors] == ["ＡＩ"]
+    assert result.figures[0].value == 23958
+
+
+def test_figure_visa_and_sentence(tagger):
+    text = "Japan had few HSP visa holders. The number of Highly Skilled Professional visas reached 46,946 in 2023."
+    f = _fig(tagger, text, "en", "46,946")
+    assert f.visa == "JP:HSP"
+    assert f.sentence.startswith("The number of Highly Skilled") and f.sentence.endswith("2023.")
+
+
+def test_orgs_and_countries(tagger):
+    result = tagger.tag("USCIS and the Immigration Services Agency of Japan met in Tokyo; Korea's 법무부 too.", "en")
+    assert {o.label for o in result.orgs} >= {"US:USCIS", "JP:ISA"}
+    assert {c.label for c in result.countries} >= {"JP", "KR"}
+
+
+def test_to_json_shape(tagger):
+    line = tagger.tag("H-1B holders in AI earn $118,000.", "en").to_json("a1")
+    assert list(line) == ["id", "lang", "visas", "sectors", "figures"]
+    assert list(line["visas"][0]) == ["text", "start", "end", "id", "country", "canonical"]
+    assert list(line["sectors"][0]) == ["text", "start", "end", "sector"]
+    assert list(line["figures"][0]) == ["text", "start", "end", "value", "unit", "year"]
+    json.dumps(line)
+
+
+def test_tag_many_matches_tag(tagger):
+    pairs = [("E-7 비자 3만 명", "ko"), ("H-1B cap of 65,000", "en"), ("特定技能2号は37人", None)]
+    assert [r.to_json(0) for r in tagger.tag_many(pairs)] == [tagger.tag(t, lang).to_json(0) for t, lang in pairs]
+
+
+def test_user_taxonomy_adds_visa_and_alias(tmp_path):
+    extra = tmp_path / "mine.toml"
+    extra.write_text('[[visa]]\nid = "MY:PVIP"\ncountry = "MY"\nname = "Premium Visa Programme"\n'
+                     'en = ["Premium Visa Programme"]\n\n[[visa]]\nid = "KR:TOP-TIER"\nko = ["최상위 인재 비자"]\n',
+                     encoding="utf-8")
+    t = Tagger.load([extra])
+    assert "MY:PVIP" in t.visa_ids and t.visa_country("MY:PVIP") == "MY"
+    assert [v.id for v in t.tag("Malaysia's Premium Visa Programme drew 500 applicants.", "en").visas] == ["MY:PVIP"]
+    assert [v.id for v in t.tag("최상위 인재 비자를 신설했다.", "ko").visas] == ["KR:TOP-TIER"]
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "not found"),
+    ("[[visa]\nid=", "invalid TOML"),
+    ('[[visa]]\nid = "bad id"\ncountry = "JP"\n', "malformed id"),
+    ('[[visa]]\nid = "JP:X"\n', "missing `country`"),
+    ('[[gizmo]]\nid = "x"\n', "unknown table"),
+])
+def test_bad_taxonomy_files_give_one_line_errors(tmp_path, content, needle):
+    path = tmp_path / "bad.toml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(TaxonomyError) as e:
+        Tagger.load([path])
+    msg = str(e.value)
+    assert str(path) in msg and needle in msg and "\n" not in msg
+
+
+def test_known_ids_cover_the_issue(tagger):
+    for vid in ("JP:HSP", "JP:J-SKIP", "JP:SSW-2", "KR:E-7", "KR:E-7-4", "KR:TOP-TIER", "US:H-1B",
+                "EU:BLUE-CARD", "GB:GLOBAL-TALENT", "KR:F-2-R", "KR:H-2", "CA:PGWP", "SG:ONE-PASS", "HK:TTPS"):
+        assert vid in tagger.visa_ids
+    assert tagger.sector_ids == {"ai", "semiconductors", "biotech", "healthcare", "it_software", "engineering",
+                                 "research", "finance", "manufacturing", "agriculture", "construction", "caregiving",
+                                 "shipbuilding", "education", "hospitality", "other"}
+
+
+def test_dev_set_scores_stay_high(tagger):
+    """The dev-set F1 per category (all languages pooled) does not regress below 0.9."""
+    sys.path.insert(0, str(ROOT))
+    from bench.tagging import load_dev, prf, score
+
+    res = score(load_dev(), tagger)
+    for cat in ("visa", "sector", "figure"):
+        tot = [sum(v[i] for (lang, c), v in res["stats"].items() if c == cat) for i in range(4)]
+        assert prf(*tot)[2] >= 0.9, cat
+
+
+def test_spacy_docs_carry_spans(tagger):
+    docs = list(tagger.docs([("Korea's E-7 visa draws welders. Japan's HSP visa grew 20%.", "en"),
+                             ("E-7 비자를 받은 근로자 3만 명", "ko")]))
+    assert [s.label_ for s in docs[0].spans["visa"]] == ["KR:E-7", "JP:HSP"]
+    assert len(list(docs[0].sents)) == 2
+    assert [s.text for s in docs[1].spans["figure"]] == ["3만 명"]
