@@ -80,11 +80,13 @@ class FakeTagger:
 
 
 def make_config(tmp_path: Path, *, alerts: list[dict[str, Any]] | None = None, email_: dict[str, Any] | None = None,
-                sources: list[dict[str, Any]] | None = None, timezone: str = "UTC") -> Config:
+                sources: list[dict[str, Any]] | None = None, timezone: str = "UTC",
+                crawl: dict[str, Any] | None = None) -> Config:
     """A Config read from a dict exactly as from config.toml, with a database in `tmp_path`."""
     data: dict[str, Any] = {
         "storage": {"path": "test.db"},
-        "crawl": {"allow_private_addresses": True, "per_host_delay": 0},
+        "crawl": {"allow_private_addresses": True, "per_host_delay": 0, "obey_robots": False, "timeout": 5,
+                  **(crawl or {})},
         "email": email_ if email_ is not None else {"outbox": "outbox"},
         "alerts_defaults": {"timezone": timezone},
         "sources": sources if sources is not None else [

@@ -1,0 +1,70 @@
+"""`monitor run`: the daemon that crawls each source on its schedule and delivers alerts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from monitor.commands import load
+from monitor.config import ConfigError
+
+LOCKED = 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="run the daemon: scheduled crawls and alert emails")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines as text (default) or JSON for log shippers")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, DaemonLocked, acquire_lock, setup_logging
+
+    config = load(args)
+    setup_logging(args.log_format)
+    try:
+        lock = acquire_lock(config.db_path)
+    except DaemonLocked as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return LOCKED
+    except OSError as exc:
+        raise ConfigError(f"cannot create the lock file beside {config.db_path}: {exc}") from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            logging.getLogger("monitor.daemon").info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        from monitor.alerts import compile_rules
+        from pipelines.tagging import Tagger, TaxonomyError
+
+        try:
+            tagger = Tagger.load(config.taxonomy_files)
+        except TaxonomyError as exc:
+            raise ConfigError(str(exc)) from None
+        rules = compile_rules(config, tagger)
+        if stop.is_set():
+            return 0
+        daemon = Daemon(config, tagger, rules, stop=stop)
+        daemon.start()
+        daemon.wait()
+        finished = daemon.shutdown()
+    finally:
+        lock.release()
+    if not finished:
+        # A job stuck in network I/O must not hold the exit past the service manager's patience;
+        # SQLite rolls back any transaction it had open.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0

@@ -1,0 +1,372 @@
+"""`monitor run`: the scheduled daemon. One APScheduler job per source, alert delivery, digests, back-off.
+
+    lock = acquire_lock(config.db_path)       # DaemonLocked if another daemon runs on that database
+    daemon = Daemon(config, tagger, rules)
+    daemon.start()                            # jobs scheduled in a BackgroundScheduler
+    daemon.wait()                             # until daemon.stop is set (SIGTERM / SIGINT)
+    daemon.shutdown()                         # scheduler stopped, running jobs given a few seconds
+
+The lock is an `fcntl.flock` on `<database>.lock`, which holds the PID: the
+operating system releases it when the process dies, so a killed daemon's
+file never blocks a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.alerts import AlertSender, CompiledRule
+from monitor.config import WEEKDAYS, Config, SourceConfig
+from monitor.crawl import SourceOutcome, run_crawl
+from monitor.mail import Mailer
+from pipelines.urls import url_host
+from storage import open_db
+from storage.db import to_utc_iso, utc_now
+from storage.writes import update_source_health
+
+log = logging.getLogger("monitor.daemon")
+
+RETRY_INTERVAL = 30.0
+"""Seconds between sweeps that retry failed deliveries and send digests that are due."""
+BACKOFF_CAP = 6 * 3600.0
+"""A failing source is tried at least this often (or at its own interval, if longer)."""
+SHUTDOWN_GRACE = 8.0
+"""Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
+
+
+# ---------------------------------------------------------------- one daemon per database
+
+
+class DaemonLocked(Exception):
+    """Another process holds the database's daemon lock."""
+
+    def __init__(self, path: Path, pid: str) -> None:
+        super().__init__(f"another 'monitor run' holds the lock {path} (PID {pid or 'unknown'});"
+                         " one daemon per database: stop it first")
+        self.path = path
+        self.pid = pid
+
+
+@dataclass
+class DaemonLock:
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Empty the file and release the lock (the file stays: removing it could race a starting daemon)."""
+        try:
+            os.ftruncate(self.fd, 0)
+        except OSError:
+            pass
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def lock_path(db_path: Path) -> Path:
+    """The lock file beside the database actually used: `<database>.lock`."""
+    db_path = Path(db_path).resolve()
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def acquire_lock(db_path: Path) -> DaemonLock:
+    """Take the daemon lock of `db_path` without waiting and write our PID in it; DaemonLocked if held."""
+    path = lock_path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _read_pid(fd)
+        os.close(fd)
+        raise DaemonLocked(path, holder) from None
+    except OSError:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return DaemonLock(path, fd)
+
+
+def _read_pid(fd: int) -> str:
+    # The holder writes its PID just after locking: give it a moment.
+    for _ in range(20):
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        if text:
+            return text.split()[0]
+        time.sleep(0.05)
+    return ""
+
+
+# ---------------------------------------------------------------- logging
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's structured `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(fmt: str = "text", stream: Any = None) -> None:
+    """Log INFO and above to stderr as text lines or JSON lines (for log shippers)."""
+    handler = logging.StreamHandler(stream)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # APScheduler's own INFO lines ("Running job ...") would double every cycle's line.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------- the daemon
+
+
+class _LockedTagger:
+    """The tagger shared by crawl jobs in several threads, one call at a time (spaCy promises no more)."""
+
+    def __init__(self, tagger: Any) -> None:
+        self._tagger = tagger
+        self._lock = threading.Lock()
+
+    def tag(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._tagger.tag(*args, **kwargs)
+
+    def tag_many(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return list(self._tagger.tag_many(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tagger, name)
+
+
+def backoff_seconds(interval: float, failures: int) -> float:
+    """How long a source that failed `failures` times in a row waits: its interval doubled per failure, capped."""
+    if failures <= 0:
+        return interval
+    cap = max(interval, BACKOFF_CAP)
+    return min(interval * 2 ** min(failures, 40), cap)
+
+
+class Daemon:
+    """Schedules the crawl of every enabled source, alert delivery and digests in a BackgroundScheduler."""
+
+    def __init__(
+        self,
+        config: Config,
+        tagger: Any,
+        rules: list[CompiledRule],
+        *,
+        stop: threading.Event | None = None,
+        retry_interval: float = RETRY_INTERVAL,
+        mailer: Mailer | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config
+        self.tagger = _LockedTagger(tagger)
+        self.rules = rules
+        self.stop = stop or threading.Event()
+        self.retry_interval = retry_interval
+        self.sender = AlertSender(config, rules, mailer=mailer, now=now)
+        self.sources = [s for s in config.sources if s.enabled]
+        self.scheduler: BackgroundScheduler | None = None
+        self._running = 0
+        self._idle = threading.Condition()
+        # Sources on one host are crawled one at a time so per-host politeness holds across jobs.
+        self._host_locks: dict[str, threading.Lock] = {}
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Register the rules, schedule every job and start the scheduler."""
+        self.sender.register()
+        workers = max(4, min(10, len(self.sources) + 2))
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=self.config.timezone,
+        )
+        last_attempts = self._last_attempts()
+        now = datetime.now(UTC)
+        for source in self.sources:
+            host = url_host(source.url)
+            self._host_locks.setdefault(host, threading.Lock())
+            if source.cron:
+                trigger: Any = CronTrigger.from_crontab(source.cron, timezone=self.config.timezone)
+                first = None
+                grace = 600
+            else:
+                trigger = IntervalTrigger(seconds=source.every, jitter=source.every / 10)
+                # After a restart, a source crawled recently waits out the rest of its interval.
+                last = last_attempts.get(source.name)
+                first = now if last is None else max(now, last + timedelta(seconds=source.every))
+                first += timedelta(seconds=random.uniform(0, source.every / 10))
+                grace = int(min(max(1, source.every), 3600))
+            scheduler.add_job(self._guarded(self.crawl_source, source), trigger, id=f"crawl:{source.name}",
+                              name=f"crawl {source.name}", misfire_grace_time=grace,
+                              **({"next_run_time": first} if first is not None else {}))
+        for compiled in self.rules:
+            rule = compiled.rule
+            if rule.mode == "immediate":
+                continue
+            hour, minute = (int(p) for p in rule.at.split(":"))
+            trigger = CronTrigger(hour=hour, minute=minute, timezone=self.config.timezone,
+                                  day_of_week=WEEKDAYS.index(rule.day) if rule.mode == "weekly" else None)
+            scheduler.add_job(self._guarded(self.deliver, digests=True, immediate=False), trigger,
+                              id=f"digest:{rule.name}", name=f"digest {rule.name}", misfire_grace_time=3600)
+        # Retries failed deliveries, catches articles stored by another process, and sends digests
+        # that came due while the daemon was down; its first run flushes what a restart left pending.
+        scheduler.add_job(self._guarded(self.deliver), IntervalTrigger(seconds=self.retry_interval),
+                          id="alerts:sweep", name="alert sweep", misfire_grace_time=int(self.retry_interval),
+                          next_run_time=now)
+        self.scheduler = scheduler
+        scheduler.start()
+        log.info("daemon started: %d sources, %d alert rules, database %s, mail to %s", len(self.sources),
+                 len(self.rules), self.config.db_path, self._mail_target(),
+                 extra={"fields": {"event": "started", "sources": len(self.sources), "rules": len(self.rules),
+                                   "db": str(self.config.db_path), "pid": os.getpid()}})
+
+    def wait(self) -> None:
+        """Block until the stop event is set (wakes up regularly so signal handlers run)."""
+        while not self.stop.wait(0.5):
+            pass
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
+        """Stop the scheduler and give running jobs `grace` seconds; True if they all finished."""
+        self.stop.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(deadline - time.monotonic())
+            finished = self._running == 0
+        log.info("daemon stopped" if finished else "daemon stopping with jobs still running",
+                 extra={"fields": {"event": "stopped", "jobs_running": self._running}})
+        return finished
+
+    def _guarded(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
+        """`job` wrapped so it counts as running, skips after stop, and never takes the schedule down."""
+
+        def run() -> None:
+            if self.stop.is_set():
+                return
+            with self._idle:
+                self._running += 1
+            try:
+                job(*args, **kwargs)
+            except Exception:
+                log.exception("job %s failed; the schedule goes on", getattr(job, "__name__", job),
+                              extra={"fields": {"event": "job_error"}})
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
+
+    # -- jobs
+
+    def crawl_source(self, source: SourceConfig) -> SourceOutcome | None:
+        """One cycle of one source (unless it is backing off), then immediate alerts if it stored anything."""
+        host_lock = self._host_locks.setdefault(url_host(source.url), threading.Lock())
+        with host_lock:
+            if self.stop.is_set():
+                return None
+            db = open_db(self.config.db_path)
+            try:
+                if self._backing_off(db, source):
+                    return None
+                summary = run_crawl(self.config, db, self.tagger, [source], stop=self.stop)
+                outcome = summary.outcomes[0] if summary.outcomes else SourceOutcome(source.name)
+                self._after_cycle(db, source, outcome)
+            finally:
+                db.close()
+        if summary.new_article_ids and not self.stop.is_set():
+            self.deliver(digests=False)
+        return outcome
+
+    def deliver(self, *, immediate: bool = True, digests: bool = True) -> None:
+        """Deliver pending alerts; failures stay pending for the next sweep."""
+        report = self.sender.deliver(immediate=immediate, digests=digests, stop=self.stop)
+        if report.errors:
+            log.warning("alerts: %d sent, %d pending after failures (retry within %.0fs)", len(report.sent),
+                        len(report.pending), self.retry_interval,
+                        extra={"fields": {"event": "alerts", "sent": len(report.sent),
+                                          "pending": len(report.pending)}})
+
+    def _backing_off(self, db: Any, source: SourceConfig) -> bool:
+        row = db.execute("SELECT next_due_at, backoff_seconds FROM sources WHERE name = ?", [source.name]).fetchone()
+        return bool(row and row[1] and row[0] and row[0] > utc_now())
+
+    def _after_cycle(self, db: Any, source: SourceConfig, outcome: SourceOutcome) -> None:
+        """Set the source's back-off from its failure count and log the cycle's one line."""
+        row = db.execute("SELECT consecutive_failures FROM sources WHERE name = ?", [source.name]).fetchone()
+        failures = int(row[0]) if row and row[0] else 0
+        now = datetime.now(UTC)
+        fields: dict[str, Any] = {
+            "event": "crawl", "source": source.name, "ok": outcome.ok, "new": outcome.new_articles,
+            "items": outcome.items_seen, "elapsed": round(outcome.elapsed, 3),
+        }
+        if outcome.ok:
+            update_source_health(db, source.name, backoff_seconds=None,
+                                 next_due_at=None if source.cron else to_utc_iso(now + timedelta(seconds=source.every)))
+            state = "not modified" if outcome.not_modified else "ok"
+            log.info("crawl %s: %s, %d new of %d items in %.1fs", source.name, state, outcome.new_articles,
+                     outcome.items_seen, outcome.elapsed, extra={"fields": fields})
+            return
+        interval = source.every
+        wait = backoff_seconds(interval, failures)
+        update_source_health(db, source.name, backoff_seconds=wait,
+                             next_due_at=to_utc_iso(now + timedelta(seconds=wait)))
+        fields.update(error=outcome.error, failures=failures, backoff=wait)
+        log.warning("crawl %s: FAILED (%d in a row, next try in %.0fs) after %.1fs: %s", source.name, failures,
+                    wait, outcome.elapsed, outcome.error, extra={"fields": fields})
+
+    def _last_attempts(self) -> dict[str, datetime]:
+        db = open_db(self.config.db_path)
+        try:
+            rows = db.execute("SELECT name, last_attempt_at FROM sources WHERE last_attempt_at IS NOT NULL").fetchall()
+        finally:
+            db.close()
+        found = {}
+        for name, moment in rows:
+            try:
+                found[name] = datetime.fromisoformat(moment)
+            except (TypeError, ValueError):
+                continue
+        return found
+
+    def _mail_target(self) -> str:
+        email = self.config.email
+        return f"SMTP {email.host}:{email.port}" if email.host else f"Maildir {email.outbox}"
