@@ -19,6 +19,7 @@ import hashlib
 import html
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -513,6 +514,15 @@ def snippet_for(conn: Any, compiled: CompiledRule, article: dict[str, Any], widt
     """
     conditions = compiled.conditions
     if conditions.query:
+        try:
+            # The text column's snippet: the title is shown anyway.
+            row = conn.execute(
+                f"SELECT snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 32) FROM articles_fts"
+                " WHERE articles_fts MATCH ? AND rowid = ?", [conditions.query, article["id"]]).fetchone()
+        except sqlite3.Error:  # a CJK query the unicode61 index can't take: the trigram path below
+            row = None
+        if row and HIGHLIGHT_START in (row[0] or ""):
+            return row[0]
         found = search_articles(conn, conditions.query, SearchFilters(article_ids=(article["id"],)), limit=1)
         if found and found[0].get("snippet") and HIGHLIGHT_START in found[0]["snippet"]:
             return found[0]["snippet"]
@@ -538,7 +548,11 @@ def preview(config: Config, compiled: CompiledRule, days: float, now: datetime |
     now = now or datetime.now(UTC)
     conn = open_readonly(config.db_path)
     try:
-        articles = ledger.matching_articles(conn, compiled.conditions, since=to_utc_iso(now - timedelta(days=days)))
+        try:
+            since: str | None = to_utc_iso(now - timedelta(days=days))
+        except OverflowError:  # more days than the calendar has: everything
+            since = None
+        articles = ledger.matching_articles(conn, compiled.conditions, since=since)
         sent = ledger.sent_article_ids(conn, compiled.name)
         stories = [
             Story(article=a, article_ids=[a["id"]], sources=ledger.article_sources(conn, [a["id"]]),

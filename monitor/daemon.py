@@ -34,6 +34,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.alerts import AlertSender, CompiledRule
 from monitor.config import WEEKDAYS, Config, SourceConfig
 from monitor.crawl import SourceOutcome, run_crawl
+from monitor.health import backoff_interval
 from monitor.mail import Mailer
 from pipelines.urls import url_host
 from storage import open_db
@@ -44,8 +45,6 @@ log = logging.getLogger("monitor.daemon")
 
 RETRY_INTERVAL = 30.0
 """Seconds between sweeps that retry failed deliveries and send digests that are due."""
-BACKOFF_CAP = 6 * 3600.0
-"""A failing source is tried at least this often (or at its own interval, if longer)."""
 SHUTDOWN_GRACE = 8.0
 """Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
 
@@ -167,14 +166,6 @@ class _LockedTagger:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tagger, name)
-
-
-def backoff_seconds(interval: float, failures: int) -> float:
-    """How long a source that failed `failures` times in a row waits: its interval doubled per failure, capped."""
-    if failures <= 0:
-        return interval
-    cap = max(interval, BACKOFF_CAP)
-    return min(interval * 2 ** min(failures, 40), cap)
 
 
 class Daemon:
@@ -346,7 +337,7 @@ class Daemon:
                      outcome.items_seen, outcome.elapsed, extra={"fields": fields})
             return
         interval = source.every
-        wait = backoff_seconds(interval, failures)
+        wait = backoff_interval(interval, failures)
         update_source_health(db, source.name, backoff_seconds=wait,
                              next_due_at=to_utc_iso(now + timedelta(seconds=wait)))
         fields.update(error=outcome.error, failures=failures, backoff=wait)

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from monitor.alerts import compile_rules
-from monitor.daemon import Daemon, DaemonLocked, acquire_lock, backoff_seconds, lock_path
+from monitor.daemon import Daemon, DaemonLocked, acquire_lock, lock_path
+from monitor.health import backoff_interval
 from pipelines.tagging import Tagger
 from storage import open_db
 from tests.conftest import ROOT
@@ -238,13 +239,6 @@ def test_lock_is_released_by_the_os_and_names_the_holder(tmp_path):
     acquire_lock(db_path).release()
 
 
-def test_backoff_doubles_up_to_a_cap():
-    assert backoff_seconds(60, 0) == 60
-    assert [backoff_seconds(60, n) for n in (1, 2, 3)] == [120, 240, 480]
-    assert backoff_seconds(60, 30) == 6 * 3600
-    assert backoff_seconds(86400, 5) == 86400
-
-
 def test_in_process_daemon_backs_off_a_failing_source_and_keeps_going(tmp_path, site):
     sink = SmtpSink().start()
     try:
@@ -267,7 +261,7 @@ def test_in_process_daemon_backs_off_a_failing_source_and_keeps_going(tmp_path, 
             def backed_off() -> bool:
                 row = state("dead")
                 # The back-off is written just after the failure count: wait for both.
-                return bool(row and row[0] >= 2 and row[1] == backoff_seconds(1, row[0]))
+                return bool(row and row[0] >= 2 and row[1] == backoff_interval(1, row[0]))
 
             assert wait_until(backed_off, timeout=20)
             failures, backoff = state("dead")

@@ -69,7 +69,8 @@ def handle_preview(args: argparse.Namespace) -> int:
             if line.strip():
                 print(f"        {line}", file=out)
     already = sum(sent for _, sent in found)
-    print(f"{len(found)} articles of the last {args.days:g} days match rule {compiled.name!r}"
+    noun = "article" if len(found) == 1 else "articles"
+    print(f"{len(found)} {noun} of the last {args.days:g} days match rule {compiled.name!r}"
           f" ({already} already alerted)", file=out)
     return 0
 
