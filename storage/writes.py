@@ -14,6 +14,10 @@ from storage.db import utc_now
 
 _WHITESPACE = re.compile(r"\s+")
 
+MIN_CHARS_FOR_CONTENT_DEDUP = 200
+"""Below this much text, equal content says little (two releases titled "Notice" with no body are not one
+story), so only the URL decides whether an article is already stored."""
+
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[None]:
@@ -64,7 +68,8 @@ def store_article(
     now = utc_now()
     all_urls = list(dict.fromkeys([article["url"], *urls]))
     with transaction(db):
-        existing = _existing_article(db, all_urls, article["content_hash"])
+        digest = article["content_hash"] if len(article.get("text") or "") >= MIN_CHARS_FOR_CONTENT_DEDUP else None
+        existing = _existing_article(db, all_urls, digest)
         if existing is not None:
             _remember_urls(db, existing, all_urls, article.get("source"), now)
             return existing, False
@@ -91,10 +96,10 @@ def replace_tags(
         _insert_tags(db, article_id, mentions, figures)
 
 
-def _existing_article(db: sqlite_utils.Database, urls: Sequence[str], digest: str) -> int | None:
+def _existing_article(db: sqlite_utils.Database, urls: Sequence[str], digest: str | None) -> int | None:
     marks = ",".join("?" * len(urls))
     row = db.execute(f"SELECT article_id FROM article_urls WHERE url IN ({marks}) LIMIT 1", list(urls)).fetchone()
-    if row is None:
+    if row is None and digest is not None:
         row = db.execute("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", [digest]).fetchone()
     return None if row is None else int(row[0])
 

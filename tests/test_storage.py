@@ -64,10 +64,11 @@ def test_a_failed_tag_write_leaves_no_half_stored_article(db):
 
 
 def test_same_url_or_same_content_is_not_stored_twice(db):
-    first, _ = store_article(db, article("https://a.example/1", "Title", "Body text"), [], [])
+    body = "Body text of a release long enough to identify the story. " * 5
+    first, _ = store_article(db, article("https://a.example/1", "Title", body), [], [])
     again, new = store_article(db, article("https://a.example/1", "Other", "Other"), [], [])
     assert (again, new) == (first, False)
-    syndicated, new = store_article(db, article("https://b.example/copy", "title", "body  text"), [], [],
+    syndicated, new = store_article(db, article("https://b.example/copy", "title", body.replace(" ", "  ")), [], [],
                                     urls=["https://b.example/copy?utm_source=x"])
     assert (syndicated, new) == (first, False)
     assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
@@ -159,3 +160,9 @@ def test_fts_indexes_follow_updates_and_deletes(db):
     db.execute("COMMIT")
     assert not search_articles(conn, "semiconductor")
     conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('integrity-check')")
+
+
+def test_short_texts_alike_are_not_taken_for_the_same_story(db):
+    store_article(db, article("https://a.example/1", "Notice", ""), [], [])
+    _, new = store_article(db, article("https://a.example/2", "Notice", ""), [], [])
+    assert new
