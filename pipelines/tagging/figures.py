@@ -10,6 +10,7 @@ returned separately so the caller can give each figure the year its sentence sta
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -456,33 +457,76 @@ def find_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Yea
     return _en_figures(text, lang)
 
 
-def assign_years(figures: list[RawFigure], years: list[YearMention], starts: list[int], length: int) -> None:
+# Clause boundaries inside a Korean or Japanese sentence: commas and the particles for a starting
+# point ("2012年末の313件から、2023年末には46,946件"; "2023년 3만 명에서 2024년 16만 명으로").
+_CJK_CLAUSE = re.compile(r"[、，;；：]|[,:](?!\d)|から|より|에서|부터")
+
+
+def assign_years(figures: list[RawFigure], years: list[YearMention], starts: list[int], length: int,
+                 text: str = "", lang: str | None = None) -> None:
     """Give each figure the year its sentence states for it.
 
-    A year right after the figure ("313 in 2012") wins unless another figure comes between or it
-    is a baseline ("up 20% from 2022"); otherwise the nearest year before it in the sentence
-    ("In 2023, 46,946 ..."); otherwise the nearest later one.
+    English (and other languages written number-after-year or year-after-number alike): a year
+    right after the figure ("313 in 2012") wins unless another figure comes between or it is a
+    baseline ("up 20% from 2022"); otherwise the nearest year before it in the sentence ("In 2023,
+    46,946 ..."); otherwise the nearest later one.
+
+    Korean and Japanese put the year before the number ("2012年末の313件", "2023년 3만 5천 명"),
+    so there the nearest year before the figure in its own clause wins, then a later year in
+    that clause ("300件を超えた(2023年度)"), then the nearest year before in the sentence, then
+    a later one if no other figure comes between or follows it in its clause.
     """
     if not years:
         return
+    cjk = lang in ("ko", "ja") and bool(text)
+    clause_starts = [m.end() for m in _CJK_CLAUSE.finditer(text)] if cjk else []
     for f in figures:
         s0, s1 = sentence_bounds(starts, f.start, length)
         in_sentence = [y for y in years if s0 <= y.start < s1]
         if not in_sentence:
             continue
-        chosen = None
-        for y in in_sentence:
-            if y.start >= f.end and y.start - f.end <= 40 and not y.comparison:
-                if not any(f.end <= g.start < y.start for g in figures):
-                    chosen = y
-                break
-        if chosen is None:
-            before = [y for y in in_sentence if y.end <= f.start]
-            if before:
-                chosen = before[-1]
-        if chosen is None:
-            later = [y for y in in_sentence if y.start >= f.end and not y.comparison]
-            if later:
-                chosen = later[0]
+        chosen = (_cjk_year(f, in_sentence, figures, clause_starts, s0, s1) if cjk
+                  else _en_year(f, in_sentence, figures))
         if chosen is not None:
             f.year = chosen.year
+
+
+def _en_year(f: RawFigure, in_sentence: list[YearMention], figures: list[RawFigure]) -> YearMention | None:
+    """The year of a figure in an English sentence (see `assign_years`)."""
+    for y in in_sentence:
+        if y.start >= f.end and y.start - f.end <= 40 and not y.comparison:
+            if not any(f.end <= g.start < y.start for g in figures):
+                return y
+            break
+    before = [y for y in in_sentence if y.end <= f.start]
+    if before:
+        return before[-1]
+    later = [y for y in in_sentence if y.start >= f.end and not y.comparison]
+    return later[0] if later else None
+
+
+def _cjk_year(f: RawFigure, in_sentence: list[YearMention], figures: list[RawFigure], clause_starts: list[int],
+              s0: int, s1: int) -> YearMention | None:
+    """The year of a figure in a Korean or Japanese sentence (see `assign_years`)."""
+    i = bisect.bisect_right(clause_starts, f.start) - 1
+    c0 = max(s0, clause_starts[i]) if i >= 0 else s0
+    c1 = min(s1, clause_starts[i + 1]) if i + 1 < len(clause_starts) else s1
+    before = [y for y in in_sentence if y.end <= f.start]
+    later = [y for y in in_sentence if y.start >= f.end and not y.comparison]
+    in_clause = [y for y in before if y.start >= c0 and not y.comparison]
+    if in_clause:
+        return in_clause[-1]
+    in_clause_later = [y for y in later if y.start < c1]
+    if in_clause_later:
+        return in_clause_later[0]
+    before = [y for y in before if not y.comparison] or before
+    if before:
+        return before[-1]
+    # A year in a later clause belongs to the figure only if no other figure comes between or
+    # follows it in its clause: "13만 명으로, 역대 최대였던 2024년의 16만 5천 명보다" gives 13만 no year.
+    if later:
+        j = bisect.bisect_right(clause_starts, later[0].start)
+        y_end = min(s1, clause_starts[j]) if j < len(clause_starts) else s1
+        if not any(f.end <= g.start < y_end for g in figures):
+            return later[0]
+    return None

@@ -219,7 +219,7 @@ class Tagger:
 
         raw, years = find_figures(t, lang)
         raw = [f for f in raw if not any(f.start < e and s < f.end for s, e, _ in visa_spans)]
-        assign_years(raw, years, starts, len(t))
+        assign_years(raw, years, starts, len(t), t, lang)
         for f in raw:
             s, o0, o1 = original(f.start, f.end)
             result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start),
