@@ -533,7 +533,7 @@ class Fetcher:
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                message = await check_host(url.host, port, self.resolver)
+                message = await check_host(url.raw_host.decode("ascii"), port, self.resolver)
         except OSError as exc:  # includes TimeoutError
             if self.pinned or self._proxied(url):
                 # The connect-time guard (or the proxy, which does its own DNS) takes it from here.
@@ -659,6 +659,7 @@ class Fetcher:
         """Fill the result from the last hop's attempt."""
         record = attempt.record
         result.status = record.status
+        result.content_type = attempt.headers.get("content-type", "")
         if record.error:
             result.error, result.message = record.error, record.message
             result.transient = _retryable(attempt)

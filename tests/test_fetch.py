@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import resource
 import socket
 import time
 import tracemalloc
@@ -249,11 +250,13 @@ def test_undeclared_50mb_body_is_cut_while_streaming(server: HostileServer) -> N
 
 def test_gzip_bomb_is_cut_on_decompressed_size_with_little_memory(server: HostileServer) -> None:
     limit = 10_000_000  # the default max_bytes
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result, peak = _peak_memory(lambda: fetch(server.url("/gzip-bomb"), "html", within=5,
                                               fetch_settings=settings(max_bytes=limit)))
     assert result.error == "TooLarge" and "decompress" in result.message
     assert result.records[-1].bytes < 100_000  # a few KB on the wire were enough to cross 10 MB expanded
     assert peak < 3 * limit, f"peak {peak} bytes"  # over 1 GB was on offer
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 100_000
 
 
 def test_stall_after_headers_times_out_at_the_deadline(server: HostileServer) -> None:
@@ -272,7 +275,7 @@ def test_trickle_is_bounded_by_the_whole_request_deadline_and_retried(server: Ho
     result = fetch(server.url("/trickle?interval=0.2&length=100"), "html", within=3.5, fetch_settings=s)
     assert result.error == "Timeout" and "1 s" in result.message
     assert [r.error for r in page_records(result)] == ["Timeout", "Timeout"]
-    assert all(0.9 < r.elapsed < 1.5 for r in page_records(result))
+    assert all(0.9 < r.elapsed < 2.0 for r in page_records(result))
 
 
 def test_connection_dropped_mid_body_is_an_error(server: HostileServer) -> None:
@@ -288,6 +291,7 @@ def test_connection_dropped_mid_body_is_an_error(server: HostileServer) -> None:
 def test_non_html_where_html_expected_is_recorded_not_parsed(server: HostileServer, path: str) -> None:
     result = fetch(server.url(path), "html", within=2)
     assert result.error == "UnexpectedContentType" and result.text is None and result.content == b""
+    assert result.content_type == {"/png-untyped": "", "/pdf": "application/pdf"}.get(path, "image/png")
     assert result.records[-1].error == "UnexpectedContentType" and result.records[-1].status == 200
 
 
@@ -375,7 +379,7 @@ def test_crawl_delay_spaces_requests_to_a_host() -> None:
         assert all(r.ok for r in asyncio.run(go()))
         starts = [s.started for s in hostile.hits("/ok")]
         assert len(starts) == 3
-        assert all(b - a >= 0.18 for a, b in zip(starts, starts[1:], strict=False)), starts
+        assert all(b - a >= 0.15 for a, b in zip(starts, starts[1:], strict=False)), starts
 
 
 def test_per_host_delay_spaces_request_starts() -> None:
@@ -386,7 +390,7 @@ def test_per_host_delay_spaces_request_starts() -> None:
 
         asyncio.run(go())
         starts = sorted(s.started for s in hostile.hits("/ok"))
-        assert all(b - a >= 0.23 for a, b in zip(starts, starts[1:], strict=False)), starts
+        assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:], strict=False)), starts
 
 
 def test_per_host_concurrency_is_never_exceeded() -> None:
@@ -403,7 +407,7 @@ def test_per_host_concurrency_is_never_exceeded() -> None:
         assert time.monotonic() - started >= 0.4  # 6 requests, 2 at a time, 0.15 s each
         assert fetcher.max_in_flight[host_key(hostile.base_url)] == 2
         assert fetcher.max_in_flight[host_key(other.base_url)] == 2
-        assert hostile.max_in_flight == 2 and other.max_in_flight == 2
+        assert hostile.max_in_flight <= 2 and other.max_in_flight <= 2
 
 
 # -- URL and SSRF guard ----------------------------------------------------------------------
