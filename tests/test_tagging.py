@@ -186,6 +186,28 @@ def test_sectors(tagger, lang, text, span, sector):
     assert hits and hits[0].sector == sector
 
 
+@pytest.mark.parametrize("text,lang", [
+    # Generic words that name no talent sector in general news.
+    ("Research shows that banks raised rates; the finance minister cited tech stocks and health insurance.", "en"),
+    ("The medical check and the academic year start in April; the Electoral College met.", "en"),
+    ("Passengers bought airline tickets at the retail price and drove new cars with batteries.", "en"),
+    ("한국은행은 기준금리를 동결했고 보건복지부는 건강보험과 고용보험, 육아휴직 제도를 설명했다.", "ko"),
+    ("신청 양식에 제약이 있고 의사결정과 안전교육, 경비 정산, 항공권 가격, 자동차 사고, 선박 충돌이 보도됐다.", "ko"),
+    ("부모와 가사보조인 초청도 허용된다.", "ko"),
+    ("日本銀行は社会保険と会計年度、航空券、自動車事故、船舶の衝突、ドライバー不足、鉄道の遅延を説明した。", "ja"),
+])
+def test_generic_words_are_not_sectors(tagger, text, lang):
+    assert [(s.text, s.sector) for s in tagger.tag(text, lang).sectors] == []
+
+
+def test_demo_top_tier_sentence_sectors(tagger):
+    """The Korean Top-Tier release names aerospace and domestic helpers only in passing: no other/caregiving."""
+    text = ("반도체·바이오·이차전지 등 첨단산업 분야 인재를 유치한다. 인공지능(AI)·로봇·양자·우주항공 등 첨단 분야다. "
+            "부모와 가사보조인 초청도 허용된다.")
+    sectors = {s.sector for s in tagger.tag(text, "ko").sectors}
+    assert sectors == {"semiconductors", "biotech", "manufacturing", "ai"}
+
+
 def test_offsets_map_back_from_nfkc_in_japanese(tagger):
     text = "ＡＩ人材と高度専門職は２０２３年末で２万３９５８人。"
     result = tagger.tag(text, None)
