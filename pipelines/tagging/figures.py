@@ -85,7 +85,7 @@ _SUBCLASS = re.compile(r"subclass(?:es)?\s*(?:\d+\s*(?:/|,|and|or|&)\s*)*$", re.
 _COMPARISON_BEFORE = re.compile(r"\b(?:from|since|than|compared\s+(?:with|to)|versus|vs\.?|over)\s*$", re.I)
 
 _WORDNUM = ("(?:(?:" + "|".join(_TENS) + ")(?:-(?:" + "|".join(_SMALL[1:10]) + "))?|" + "|".join(_SMALL[1:])
-            + "|a\\s+dozen|an?(?=\\s+(?:thousand|million|billion|trillion)\\b))")
+            + "|a\\s+dozen|an?(?=\\s+(?:thousand|million|billion|trillion|decades?)\\b))")
 _EN_NUMBER = (r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?![\d]|[.,]\d)|\d+(?:[.,]\d+)*|\.\d+"
               rf"|(?<![A-Za-z-])(?i:{_WORDNUM})(?![A-Za-z]))")
 _EN_SCALE = (r"(?:\s?(?i:thousand|million|billion|trillion|lakh|crore)(?![A-Za-z])"
@@ -107,6 +107,7 @@ _EN_UNIT = re.compile(
 _EN_PER = re.compile(r"(?:\s+(?:a|an|per|each|every)\s+|\s?/\s?)(hour|day|week|month|year|hr|yr|mo)\b", re.I)
 _EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
 _WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
+_DECADE = re.compile(r"\s?-?\s?decades?\b", re.I)
 
 
 def _parse_digits(num: str, european: bool, integer_unit: bool) -> float | None:
@@ -331,6 +332,9 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             per = {"hours": "hour", "days": "day", "weeks": "week", "months": "month", "years": "year",
                    "mo": "month"}.get(per, per)
             fig_end = pm.end()
+        if ukind == "time" and _DECADE.match(text, end):  # "a decade", "three decades": years
+            value *= 10
+            value_max = value_max * 10 if value_max is not None else None
         figures.append(RawFigure(start, fig_end, float(value), unit, per, value_max))
         pos = max(pos, fig_end)
     _inherit_units(text, figures)
@@ -350,7 +354,13 @@ _KO_NUM = re.compile(
     rf"(?<![A-Za-z0-9.,\-])(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
     r"|(?<![가-힣])만(?=\s?(?:명|원|건|개|가구|달러)))"
 )
-_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH})")
+# Kanji numerals (三万人, 二千人, 十万人) count only before a unit and with a digit kanji in them.
+_KANJI_NUM = "[一二三四五六七八九十百千万億兆〇]*[一二三四五六七八九十百〇][一二三四五六七八九十百千万億兆〇]*"
+_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH}"
+                     rf"|(?P<kanji>(?<![一二三四五六七八九十百千万億兆〇第]){_KANJI_NUM}))")
+_KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+_KANJI_SMALL = {"十": 10, "百": 100, "千": 1000}
+_KANJI_LARGE = {"万": 1e4, "億": 1e8, "兆": 1e12}
 _CJK_SCALE = {"조": 1e12, "억": 1e8, "만": 1e4, "천": 1e3, "백": 1e2, "兆": 1e12, "億": 1e8, "万": 1e4, "千": 1e3}
 _CJK_CHUNK = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)?\s?([조억만천백兆億万千])?")
 
@@ -379,6 +389,24 @@ _KO_PER = {"주": "week", "월": "month", "연": "year", "연간": "year", "시�
 _JA_PER = {"週": "week", "月": "month", "月額": "month", "年収": "year", "年間": "year", "時給": "hour",
            "月給": "month"}
 _CJK_COMPARISON_AFTER = re.compile(r"\s?(?:대비|보다|比|に比べ|と比べ|と比較)")
+
+
+def _kanji_value(text: str) -> float:
+    """Value of a kanji numeral: 三万 30000, 二千 2000, 十万 100000, 百二十 120."""
+    total = 0.0
+    group = 0.0
+    digit: int | None = None
+    for ch in text:
+        if ch in _KANJI_DIGITS:
+            digit = (digit or 0) * 10 + _KANJI_DIGITS[ch]  # 二〇二四 style digit runs
+        elif ch in _KANJI_SMALL:
+            group += (digit if digit is not None else 1) * _KANJI_SMALL[ch]
+            digit = None
+        else:
+            group += digit or 0
+            total += (group or 1) * _KANJI_LARGE[ch]
+            group, digit = 0.0, None
+    return total + group + (digit or 0)
 
 
 def _cjk_value(text: str) -> float | None:
@@ -427,7 +455,13 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
         um = unit_re.match(text, end)
         if not um and skip_re.match(text, end):
             continue
-        value = _cjk_value(text[start:end])
+        if not ko and m.group("kanji"):
+            # 一人, 一部, 十分: a kanji numeral is a figure only with a unit and a value above one.
+            if not um or _kanji_value(text[start:end]) <= 1:
+                continue
+            value = _kanji_value(text[start:end])
+        else:
+            value = _cjk_value(text[start:end])
         if value is None:
             continue
         if um:
