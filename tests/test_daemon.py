@@ -305,3 +305,31 @@ def test_in_process_daemon_smtp_stopped_mid_run_then_restarted_delivers_once(tmp
     finally:
         assert daemon.shutdown()
         sink.stop()
+
+
+def test_a_job_that_raises_does_not_stop_the_schedule(tmp_path, site, monkeypatch, caplog):
+    import monitor.daemon as daemon_module
+
+    real_run_crawl = daemon_module.run_crawl
+    calls = []
+
+    def flaky_run_crawl(*args, **kwargs):  # unit level: the first cycle hits a bug
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one cycle")
+        return real_run_crawl(*args, **kwargs)
+
+    monkeypatch.setattr(daemon_module, "run_crawl", flaky_run_crawl)
+    config = make_config(tmp_path, sources=[{"name": "wire", "kind": "feed", "url": f"{site.base_url}/feed.xml",
+                                             "every": "1s"}])
+    site.add("Visa one")
+    daemon = Daemon(config, Tagger.load(), [], retry_interval=1)
+    daemon.start()
+    try:
+        db = open_db(config.db_path)
+        assert wait_until(lambda: db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1, timeout=15)
+        db.close()
+    finally:
+        assert daemon.shutdown()
+    assert len(calls) >= 2
+    assert any("the schedule goes on" in record.getMessage() for record in caplog.records)
