@@ -117,7 +117,7 @@ def extract_article(html: str, url: str | None = None, *, metadata: bool = True)
     result = Extracted(url=url)
     hint = _html_lang(tree)
     htmldate: str | None = None
-    huge = sum(1 for _ in tree.iter()) > MAX_ELEMENTS
+    huge = tree.xpath("count(//*)") > MAX_ELEMENTS  # counted in C: iterating in Python costs ~0.5 ms a page
     try:
         if huge or not metadata:
             # trafilatura's metadata search is superlinear on huge pages; the title tag is enough
