@@ -55,8 +55,8 @@ SHUTDOWN_GRACE = 8.0
 class DaemonLocked(Exception):
     """Another process holds the database's daemon lock."""
 
-    def __init__(self, path: Path, pid: str) -> None:
-        super().__init__(f"another 'monitor run' holds the lock {path} (PID {pid or 'unknown'});"
+    def __init__(self, path: Path, pid: str, holder: str = "monitor run") -> None:
+        super().__init__(f"another '{holder}' holds the lock {path} (PID {pid or 'unknown'});"
                          " one daemon per database: stop it first")
         self.path = path
         self.pid = pid
@@ -83,33 +83,33 @@ def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
-def acquire_lock(db_path: Path) -> DaemonLock:
-    """Take the daemon lock of `db_path` without waiting and write our PID in it; DaemonLocked if held."""
+def acquire_lock(db_path: Path, holder: str = "monitor run") -> DaemonLock:
+    """Take the daemon lock of `db_path` without waiting; write our PID and `holder` in it. DaemonLocked if held."""
     path = lock_path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _read_pid(fd)
+        pid, other = _read_holder(fd)
         os.close(fd)
-        raise DaemonLocked(path, holder) from None
+        raise DaemonLocked(path, pid, other or "monitor run") from None
     except OSError:
         os.close(fd)
         raise
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    os.pwrite(fd, f"{os.getpid()}\n{holder}\n".encode(), 0)
     return DaemonLock(path, fd)
 
 
-def _read_pid(fd: int) -> str:
-    # The holder writes its PID just after locking: give it a moment.
+def _read_holder(fd: int) -> tuple[str, str]:
+    """(PID, command) written by the lock's holder; it writes them just after locking: give it a moment."""
     for _ in range(20):
-        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-        if text:
-            return text.split()[0]
+        lines = os.pread(fd, 256, 0).decode("utf-8", "replace").splitlines()
+        if lines and lines[0].strip():
+            return lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
         time.sleep(0.05)
-    return ""
+    return "", ""
 
 
 # ---------------------------------------------------------------- logging

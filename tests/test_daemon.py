@@ -175,7 +175,7 @@ def test_daemon_subprocess_sigterm_restart_lock_and_no_duplicates(tmp_path, site
     try:
         assert wait_until(lambda: len(sink.received) >= 2), (tmp_path / "daemon.log").read_text()
         lock = lock_path(tmp_path / "data" / "monitor.db")
-        assert lock.read_text().strip() == str(first.pid)
+        assert lock.read_text().splitlines() == [str(first.pid), "monitor run"]
 
         # A second daemon on the same database is refused within seconds, naming the lock and the PID.
         started = time.monotonic()
@@ -201,7 +201,7 @@ def test_daemon_subprocess_sigterm_restart_lock_and_no_duplicates(tmp_path, site
 
     # Killed outright: its lock file stays behind but does not block the next start.
     killed = start_daemon(config, tmp_path, log_name="killed.log")
-    assert wait_until(lambda: lock_path(tmp_path / "data" / "monitor.db").read_text().strip() == str(killed.pid))
+    assert wait_until(lambda: lock_path(tmp_path / "data" / "monitor.db").read_text().startswith(f"{killed.pid}\n"))
     stop_daemon(killed, signal.SIGKILL)
 
     # Restarted: the article stored since is alerted, and nothing already sent goes out again.
@@ -229,7 +229,10 @@ def test_lock_is_released_by_the_os_and_names_the_holder(tmp_path):
         acquire_lock(db_path)
     assert str(lock_path(db_path)) in str(refused.value) and f"PID {os.getpid()}" in str(refused.value)
     held.release()
-    acquire_lock(db_path).release()
+    other = acquire_lock(db_path, "monitor alerts send")
+    with pytest.raises(DaemonLocked, match="another 'monitor alerts send' holds the lock"):
+        acquire_lock(db_path)
+    other.release()
     # A process that dies holding the lock leaves the file but not the lock.
     child = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[2]);"
                             "from monitor.daemon import acquire_lock; from pathlib import Path;"

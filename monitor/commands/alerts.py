@@ -85,7 +85,7 @@ def handle_send(args: argparse.Namespace) -> int:
     if not args.dry_run:
         # A running daemon delivers alerts itself; two senders at once could send one alert twice.
         try:
-            lock = acquire_lock(config.db_path)
+            lock = acquire_lock(config.db_path, "monitor alerts send")
         except DaemonLocked as exc:
             print(f"monitor: {exc}", file=sys.stderr)
             return DELIVERY_FAILED
