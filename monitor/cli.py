@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config file (default: $MONITOR_CONFIG, else ./config.toml)")
     parser.add_argument("--db", metavar="PATH", help="database file (overrides [storage] path)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in commands.MODULES:
+    for module in commands.modules():
         module.register(subparsers)
     return parser
 

@@ -1,9 +1,10 @@
-"""One module per CLI command group; `monitor.cli` registers them in this order."""
+"""One module per CLI command group; `monitor.cli` registers them in `modules()` order."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import ModuleType
 
 from monitor.config import Config, find_config_path, load_config
 
@@ -18,22 +19,8 @@ def db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else load(args).db_path
 
 
-def _modules() -> list:
-    from monitor.commands import crawl, query, tag
+def modules() -> list[ModuleType]:
+    """The command modules, imported when the parser is built (so `monitor.commands` stays light)."""
+    from monitor.commands import alerts, crawl, demo, query, run, sources, tag
 
-    found = [crawl, query, tag]
-    for optional in ("demo", "sources", "run", "alerts"):
-        try:
-            found.append(__import__(f"monitor.commands.{optional}", fromlist=["register"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"monitor.commands.{optional}":
-                raise
-    return found
-
-
-class _Lazy:
-    def __iter__(self):
-        return iter(_modules())
-
-
-MODULES = _Lazy()
+    return [crawl, query, tag, sources, run, alerts, demo]
