@@ -19,15 +19,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlite_utils
-from pipelines.jsonapi import parse_json_api
-from pipelines.listing import parse_listing
 
 from monitor.config import Config, SourceConfig
 from pipelines.extract import extract_article
 from pipelines.feeds import parse_feed
 from pipelines.fetch import Fetcher, FetchResult, RequestRecord
 from pipelines.items import Item, ParsedSource
+from pipelines.jsonapi import parse_json_api
 from pipelines.lang import detect_language
+from pipelines.listing import parse_listing
 from pipelines.tagging import Tagger, TagResult
 from pipelines.urls import canonicalize_url
 from storage import writes

@@ -94,8 +94,10 @@ def searchable(tmp_path: Path):
     store_article(db, article("https://a.example/ja", "高度専門職の認定件数",
                               "高度専門職の認定件数は2023年に46,946件となった。", lang="ja",
                               published_at="2024-03-01T00:00:00+00:00"),
-                  [{"kind": "visa", "label": "JP:HSP", "country": "JP", "text": "高度専門職", "start": 0, "end": 5}], [])
-    store_article(db, article("https://a.example/ko", "톱티어 비자 도입", "정부는 톱티어비자를 도입한다.", lang="ko"), [], [])
+                  [{"kind": "visa", "label": "JP:HSP", "country": "JP", "text": "高度専門職", "start": 0,
+                    "end": 5}], [])
+    store_article(db, article("https://a.example/ko", "톱티어 비자 도입", "정부는 톱티어비자를 도입한다.", lang="ko"),
+                  [], [])
     db.close()
     conn = open_readonly(tmp_path / "s.db")
     yield conn
