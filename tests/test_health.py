@@ -36,7 +36,7 @@ def test_a_redesigned_board_is_flagged_broken_and_recovers(tmp_path: Path):
     with HostileServer(robots_txt="") as server:
         server.static["/board"] = Static(BOARD.format(rows="".join(ROW.format(n=n) for n in range(3))))
         for n in range(3):
-            server.static[f"/view/{n}"] = Static(f"<html><body><article><p>Notice {n} text.</p></article></body></html>")
+            server.static[f"/view/{n}"] = Static(f"<html><body><article><p>Notice {n}.</p></article></body></html>")
         config = config_from_dict({
             "crawl": {"allow_private_addresses": True, "per_host_delay": 0},
             "sources": [{"name": "board", "kind": "html_list", "url": server.url("/board"), "selectors": SELECTORS}],
