@@ -31,6 +31,7 @@ from pipelines.listing import parse_listing
 from pipelines.tagging import Tagger, TagResult
 from pipelines.urls import canonicalize_url
 from storage import writes
+from storage.alerts import register_rules
 from storage.db import to_utc_iso, utc_now
 from storage.queries import http_validators
 
@@ -101,6 +102,8 @@ def run_crawl(
 ) -> CycleSummary:
     """Crawl `sources` (default: every enabled source) once, now, whatever their schedule says."""
     chosen = [s for s in config.sources if s.enabled] if sources is None else list(sources)
+    # A rule alerts on articles stored after it first appeared, whoever stores them: note new rules now.
+    register_rules(db, [rule.name for rule in config.alerts])
     crawler = _Crawler(config, db, tagger, progress, stop or threading.Event())
     return asyncio.run(crawler.run(chosen))
 

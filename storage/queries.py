@@ -55,14 +55,18 @@ def fts_match_clause(query: str) -> tuple[str, list[Any]]:
     """SQL condition on articles `a` for an FTS5 `query`, choosing the index that suits its script.
 
     Word queries use the unicode61 index (phrases, prefixes, NEAR). Queries
-    with Japanese or Korean use the trigram index, which finds terms of three
-    or more characters; shorter CJK terms fall back to a substring scan.
+    with Japanese or Korean also use the trigram index, which finds terms of
+    three or more characters inside unsegmented text: an article matches if
+    either index matches, so `"top tier" OR 톱티어` finds both spellings.
+    Shorter CJK terms fall back to a substring scan.
     """
+    words = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)"
     if not _CJK.search(query):
-        return "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [query]
+        return words, [query]
     terms = [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
     if all(len(t) >= 3 for t in terms):
-        return "a.id IN (SELECT rowid FROM articles_fts_cjk WHERE articles_fts_cjk MATCH ?)", [query]
+        trigrams = "a.id IN (SELECT rowid FROM articles_fts_cjk WHERE articles_fts_cjk MATCH ?)"
+        return f"({words} OR {trigrams})", [query, query]
     clauses = " AND ".join("(coalesce(a.title, '') || ' ' || a.text) LIKE ?" for _ in terms)
     return f"({clauses})", [f"%{t}%" for t in terms]
 

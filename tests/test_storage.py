@@ -168,3 +168,8 @@ def test_short_texts_alike_are_not_taken_for_the_same_story(db):
     store_article(db, article("https://a.example/1", "Notice", ""), [], [])
     _, new = store_article(db, article("https://a.example/2", "Notice", ""), [], [])
     assert new
+
+
+def test_a_query_mixing_scripts_finds_each_spelling(searchable):
+    urls = {r["url"] for r in search_articles(searchable, '"top tier" OR 톱티어')}
+    assert urls == {"https://a.example/en", "https://a.example/ko"}
