@@ -104,6 +104,28 @@ _EN_UNIT = re.compile(
     )""",
     re.X,
 )
+
+def _start_candidates() -> re.Pattern[str]:
+    """A cheap regex matching one character at every place an `_EN_FIG` match can start (and a few more).
+
+    It begins with a character class, so `re` skips the rest of the text in C; `_EN_FIG` itself
+    is then tried only there instead of at every position of the text.
+    """
+    letter_starts: dict[str, list[str]] = {}
+    for sign in ("US$", "U.S.$", "S$", "A$", "AU$", "C$", "CA$", "HK$", "NZ$", "NT$", "R$", *_CODES.split("|")):
+        letter_starts.setdefault(sign[0], []).append(re.escape(sign[1:]))
+    word_starts: dict[str, list[str]] = {}
+    for w in _SMALL[1:] + _TENS:
+        word_starts.setdefault(w[0], []).append(w[1:])
+    word_starts["a"] = [r"n?\s+(?:dozen|thousand|million|billion|trillion|decade)"]
+    alts = [r"(?<=[\d$€£¥₩₹])", r"(?<=\.)(?=\d)"]
+    alts += [f"(?<={re.escape(c)})(?={'|'.join(rests)})" for c, rests in letter_starts.items()]
+    alts += [f"(?<=[{c}{c.upper()}])(?<![A-Za-z-].)(?=(?i:{'|'.join(rests)}))" for c, rests in word_starts.items()]
+    first = "".join(sorted(set(letter_starts) | set(word_starts) | {c.upper() for c in word_starts}))
+    return re.compile(rf"[\d.$€£¥₩₹{first}](?:{'|'.join(alts)})")
+
+
+_EN_START = _start_candidates()
 _EN_PER = re.compile(r"(?:\s+(?:a|an|per|each|every)\s+|\s?/\s?)(hour|day|week|month|year|hr|yr|mo)\b", re.I)
 _EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
 _WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
@@ -202,8 +224,18 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
     years: list[YearMention] = []
     pos = 0
     n = len(text)
+    # _EN_FIG.search(text, pos) is the first candidate start at or after pos where _EN_FIG matches.
+    candidates = [c.start() for c in _EN_START.finditer(text)]
+    ci = 0
+    nc = len(candidates)
     while True:
-        m = _EN_FIG.search(text, pos)
+        m = None
+        ci = bisect.bisect_left(candidates, pos, ci)
+        while ci < nc:
+            m = _EN_FIG.match(text, candidates[ci])
+            if m:
+                break
+            ci += 1
         if not m:
             break
         pos = m.end()
