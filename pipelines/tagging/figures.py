@@ -105,27 +105,42 @@ _EN_UNIT = re.compile(
     re.X,
 )
 
-def _start_candidates() -> re.Pattern[str]:
-    """A cheap regex matching one character at every place an `_EN_FIG` match can start (and a few more).
+def _start_candidates() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two cheap regexes that between them find every place an `_EN_FIG` match can start (and a few more).
 
-    It begins with a character class, so `re` skips the rest of the text in C; `_EN_FIG` itself
-    is then tried only there instead of at every position of the text.
+    The first matches the character there (a digit, a sign, a capital starting a currency prefix);
+    the second the character before a number word ("one", "Twenty", "a dozen", "a million"). Both
+    begin with a character class, so `re` skips the rest of
+    the text in C, and `_EN_FIG` itself is then tried only at those places, not at every position.
     """
     letter_starts: dict[str, list[str]] = {}
     for sign in ("US$", "U.S.$", "S$", "A$", "AU$", "C$", "CA$", "HK$", "NZ$", "NT$", "R$", *_CODES.split("|")):
         letter_starts.setdefault(sign[0], []).append(re.escape(sign[1:]))
+    alts = [r"(?<=[\d$€£¥₩₹])", r"(?<=\.)(?=\d)"]
+    alts += [f"(?<={re.escape(c)})(?={'|'.join(rests)})" for c, rests in letter_starts.items()]
+    signs = re.compile(rf"[\d.$€£¥₩₹{''.join(sorted(letter_starts))}](?:{'|'.join(alts)})")
     word_starts: dict[str, list[str]] = {}
     for w in _SMALL[1:] + _TENS:
         word_starts.setdefault(w[0], []).append(w[1:])
     word_starts["a"] = [r"n?\s+(?:dozen|thousand|million|billion|trillion|decade)"]
-    alts = [r"(?<=[\d$€£¥₩₹])", r"(?<=\.)(?=\d)"]
-    alts += [f"(?<={re.escape(c)})(?={'|'.join(rests)})" for c, rests in letter_starts.items()]
-    alts += [f"(?<=[{c}{c.upper()}])(?<![A-Za-z-].)(?=(?i:{'|'.join(rests)}))" for c, rests in word_starts.items()]
-    first = "".join(sorted(set(letter_starts) | set(word_starts) | {c.upper() for c in word_starts}))
-    return re.compile(rf"[\d.$€£¥₩₹{first}](?:{'|'.join(alts)})")
+    firsts = "".join(c + c.upper() for c in sorted(word_starts))
+    words = re.compile(rf"[^A-Za-z-](?=[{firsts}])(?="
+                       + "|".join(f"[{c}{c.upper()}](?i:{'|'.join(r)})" for c, r in word_starts.items()) + ")")
+    return signs, words
 
 
-_EN_START = _start_candidates()
+_EN_START, _EN_WORD_START = _start_candidates()
+
+
+def _figure_starts(text: str) -> list[int]:
+    """Sorted offsets where an `_EN_FIG` match may start (see `_start_candidates`)."""
+    starts = [m.start() for m in _EN_START.finditer(text)]
+    after = [m.end() for m in _EN_WORD_START.finditer(text)]
+    if text[:1].isalpha():
+        after.append(0)
+    return sorted({*starts, *after}) if after else starts
+
+
 _EN_PER = re.compile(r"(?:\s+(?:a|an|per|each|every)\s+|\s?/\s?)(hour|day|week|month|year|hr|yr|mo)\b", re.I)
 _EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
 _WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
@@ -225,7 +240,7 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
     pos = 0
     n = len(text)
     # _EN_FIG.search(text, pos) is the first candidate start at or after pos where _EN_FIG matches.
-    candidates = [c.start() for c in _EN_START.finditer(text)]
+    candidates = _figure_starts(text)
     ci = 0
     nc = len(candidates)
     while True:
