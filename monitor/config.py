@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pipelines.fetch import FetchSettings
 from pipelines.jsonapi import JsonApiSpec
 from pipelines.listing import ListingSpec, validate_listing_spec
+from storage.alerts import FigureFilter
 
 SOURCE_KINDS = ("feed", "html_list", "json_api")
 ALERT_MODES = ("immediate", "daily", "weekly")
@@ -53,15 +54,6 @@ class SourceConfig:
 
 
 @dataclass
-class FigureCondition:
-    visa: str | None = None
-    unit: str | None = None
-    min: float | None = None
-    max: float | None = None
-    year: int | None = None
-
-
-@dataclass
 class AlertRule:
     name: str
     to: list[str]
@@ -74,7 +66,7 @@ class AlertRule:
     countries: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     langs: list[str] = field(default_factory=list)
-    figures: list[FigureCondition] = field(default_factory=list)
+    figures: list[FigureFilter] = field(default_factory=list)
 
 
 @dataclass
@@ -203,13 +195,7 @@ def parse_duration(text: str) -> float | None:
 
 
 def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
-    where = f"[[sources]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{reader.file}: {where}: expected a table")
-    name = reader.string(raw, where, "name", None)
-    if not name:
-        raise ConfigError(f"{reader.file}: {where}: 'name' is required")
-    where = f"[[sources]] {name!r}"
+    name, where = _named_entry(reader, raw, "sources", index)
     reader.keys(raw, where, {
         "name", "kind", "url", "enabled", "country", "lang", "every", "cron", "selectors", "items_path",
         "fields", "base_url", "fetch_articles", "max_items", "note",
@@ -268,6 +254,17 @@ def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
     return source
 
 
+def _named_entry(reader: _Reader, raw: Any, section: str, index: int) -> tuple[str, str]:
+    """The `name` of entry `index` of an array of tables, and how messages refer to the entry."""
+    where = f"[[{section}]] #{index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{reader.file}: {where}: expected a table")
+    name = reader.string(raw, where, "name", None)
+    if not name:
+        raise ConfigError(f"{reader.file}: {where}: 'name' is required")
+    return name, f"[[{section}]] {name!r}"
+
+
 def _email(reader: _Reader, raw: dict[str, Any], base_dir: Path) -> EmailConfig:
     where = "[email]"
     if "password" in raw:
@@ -292,13 +289,7 @@ def _email(reader: _Reader, raw: dict[str, Any], base_dir: Path) -> EmailConfig:
 
 
 def _alert(reader: _Reader, raw: Any, index: int) -> AlertRule:
-    where = f"[[alerts]] #{index + 1}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{reader.file}: {where}: expected a table")
-    name = reader.string(raw, where, "name", None)
-    if not name:
-        raise ConfigError(f"{reader.file}: {where}: 'name' is required")
-    where = f"[[alerts]] {name!r}"
+    name, where = _named_entry(reader, raw, "alerts", index)
     reader.keys(raw, where, {
         "name", "to", "mode", "at", "day", "query", "visas", "sectors", "countries", "sources", "langs", "figures",
     })
@@ -324,7 +315,7 @@ def _alert(reader: _Reader, raw: Any, index: int) -> AlertRule:
         if not isinstance(condition, dict):
             raise ConfigError(f"{reader.file}: {fwhere}: expected a table like {{visa = \"JP:HSP\", min = 1000}}")
         reader.keys(condition, fwhere, {"visa", "unit", "min", "max", "year"})
-        figures.append(FigureCondition(
+        figures.append(FigureFilter(
             visa=reader.string(condition, fwhere, "visa", None),
             unit=reader.string(condition, fwhere, "unit", None),
             min=reader.number(condition, fwhere, "min", None),
