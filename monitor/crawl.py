@@ -36,6 +36,9 @@ from storage.db import to_utc_iso, utc_now
 from storage.queries import http_validators
 
 EXPECT = {"feed": "feed", "html_list": "html", "json_api": "json"}
+MAX_DEFERRALS = 3
+"""Cycles an item may wait for its page after passing failures (timeouts, 5xx, a long Retry-After);
+after that it is stored with the feed's summary, and the row says why."""
 
 
 @dataclass
@@ -213,8 +216,10 @@ class _Crawler:
             if source.fetch_articles:
                 page = await self.fetcher.fetch(item.url, expect="html")
                 self._record(source.name, page.records)
-                if page.retry_later:
-                    return None
+                if (page.retry_later or page.transient) and page.error:
+                    waited = writes.note_deferral(self.db, item.url, source.name, f"{page.error}: {page.message}")
+                    if waited <= MAX_DEFERRALS:
+                        return None
             if self.stop.is_set():
                 return None
             article = self._build_article(source, item, page)

@@ -172,6 +172,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rule, article_id, recipient)
     );
     """,
+    # 5: items whose page could not be had for a passing reason (timeout, 5xx,
+    # Retry-After), waiting for a later cycle instead of being stored with the
+    # feed summary at once.
+    """
+    CREATE TABLE deferred_items (
+        url TEXT PRIMARY KEY,
+        source TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -73,6 +73,7 @@ def store_article(
         if existing is not None:
             _remember_urls(db, existing, all_urls, article.get("source"), now)
             return existing, False
+        db.execute(f"DELETE FROM deferred_items WHERE url IN ({','.join('?' * len(all_urls))})", all_urls)
         row = {"fetched_at": now, **article}
         columns = ", ".join(f'"{name}"' for name in row)
         marks = ", ".join("?" * len(row))
@@ -81,6 +82,18 @@ def store_article(
         _remember_urls(db, article_id, all_urls, article.get("source"), now)
         _insert_tags(db, article_id, mentions, figures)
     return article_id, True
+
+
+def note_deferral(db: sqlite_utils.Database, url: str, source: str | None, error: str) -> int:
+    """Count one more cycle in which `url` had to wait; return how many cycles it has waited."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO deferred_items (url, source, attempts, last_error, updated_at) VALUES (?, ?, 1, ?, ?)"
+            " ON CONFLICT(url) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
+            " updated_at = excluded.updated_at",
+            [url, source, error, utc_now()],
+        )
+        return db.execute("SELECT attempts FROM deferred_items WHERE url = ?", [url]).fetchone()[0]
 
 
 def replace_tags(

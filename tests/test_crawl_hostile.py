@@ -173,3 +173,21 @@ def test_stale_validators_are_counted_and_save_the_parse(tmp_path, tagger):
     db = open_db(config.db_path)
     assert db.execute("SELECT unchanged_200s FROM http_cache").fetchone()[0] == 2
     assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 1
+
+
+def test_passing_failures_wait_a_few_cycles_then_the_feed_summary_stands_in(tmp_path, tagger):
+    from monitor.crawl import MAX_DEFERRALS
+
+    with HostileServer(robots_txt="") as server:
+        server.static["/feed.xml"] = Static(rss(server, ["/500"]), "application/rss+xml")
+        config = crawl_config(tmp_path, [{"name": "f", "kind": "feed", "url": server.url("/feed.xml")}])
+        for cycle in range(MAX_DEFERRALS):
+            db, summary, _ = crawl(config, tagger)
+            assert summary.outcomes[0].deferred == 1 and summary.new_article_ids == [], cycle
+            db.close()
+        db, summary, _ = crawl(config, tagger)
+    assert len(summary.new_article_ids) == 1
+    origin, note = db.execute("SELECT text_origin, extraction_note FROM articles").fetchone()
+    assert origin == "feed_summary" and "HTTP 500" in note
+    assert db.execute("SELECT count(*) FROM deferred_items").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM http_cache WHERE url LIKE '%feed.xml'").fetchone()[0] == 1
