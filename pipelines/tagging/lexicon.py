@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
@@ -127,10 +128,12 @@ class Lexicon:
     def finditer(self, text: str) -> Iterator[tuple[int, int, str]]:
         """(start, end, matched text) of alias matches in normalised `text`, leftmost-longest, no overlaps."""
         found: list[tuple[int, int, str]] = []
-        src = self._ascii_src
-        for start, key in _word_starts(text):
-            if key in src:
-                hit = self._group(True, key).match(text, start)  # type: ignore[union-attr]
+        index = _word_index(text)
+        # Only the words of this text that begin some alias (a set intersection, in C).
+        for key in index.keys() & self._ascii_src.keys():
+            pat = self._group(True, key)
+            for start in index[key]:
+                hit = pat.match(text, start)  # type: ignore[union-attr]
                 if hit:
                     found.append((hit.start(), hit.end(), hit.group()))
         if self._other_first is not None and not text.isascii():
@@ -147,26 +150,35 @@ class Lexicon:
 
 
 _FIRST_WORD = re.compile(r"[A-Za-z0-9]+")
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
-_last_words: tuple[str, list[tuple[int, str]]] = ("", [])
+_TOKENS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]+")
+_last_index: tuple[str, dict[str, list[int]]] = ("", {})
 
 
-def _word_starts(text: str) -> list[tuple[int, str]]:
-    """(start, lower-cased word) of every ASCII word in `text`.
+def _word_index(text: str) -> dict[str, list[int]]:
+    """Lower-cased ASCII word -> its start offsets in `text`, ascending.
 
-    Every lexicon scans the same text in turn, so the last text's words are kept: the scan and
+    Every lexicon scans the same text in turn, so the last text's index is kept: the scan and
     the lower-casing, most of the matching time on English text, are done once instead of four times.
     """
-    global _last_words
-    if _last_words[0] is text:
-        return _last_words[1]
-    lowered = text.lower() if text.isascii() else None
-    if lowered is not None:
-        words = [(m.start(), m.group()) for m in _ASCII_WORD.finditer(lowered)]
-    else:
-        words = [(m.start(), m.group().lower()) for m in _ASCII_WORD.finditer(text)]
-    _last_words = (text, words)
-    return words
+    global _last_index
+    if _last_index[0] is text:
+        return _last_index[1]
+    # Words and the runs between them alternate, so offsets are running sums of token lengths.
+    tokens = _TOKENS.findall(text)
+    offsets = list(accumulate(map(len, tokens), initial=0))
+    first = 0 if tokens and tokens[0][0] in _ASCII_ALNUM else 1
+    words = tokens[first::2]
+    if words:
+        words = " ".join(words).lower().split(" ")  # ASCII words: one lower() for all of them
+    index: dict[str, list[int]] = {}
+    for word, start in zip(words, offsets[first::2], strict=False):
+        starts = index.get(word)
+        if starts is None:
+            index[word] = [start]
+        else:
+            starts.append(start)
+    _last_index = (text, index)
+    return index
 
 
 def _plural_variants(text: str) -> tuple[str, ...]:
