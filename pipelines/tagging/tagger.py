@@ -12,6 +12,7 @@ taxonomy data files at load), and every offset is mapped back to the text exactl
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,10 +169,16 @@ class Tagger:
         counts: dict[str, float] = dict(_LANG_PRIOR.get(lang or "", {}))
         prior = dict(counts)
 
+        sentences: dict[int, str] = {}
+
         def sentence(pos: int) -> str:
-            s, e = sentence_bounds(starts, pos, len(t))
-            os_, oe = norm.span(s, e)
-            return text[os_:oe].strip()
+            i = bisect_right(starts, pos) - 1
+            found = sentences.get(i)
+            if found is None:
+                s, e = sentence_bounds(starts, pos, len(t))
+                os_, oe = norm.span(s, e)
+                found = sentences[i] = text[os_:oe].strip()
+            return found
 
         def original(s: int, e: int) -> tuple[str, int, int]:
             os_, oe = norm.span(s, e)
@@ -209,21 +216,25 @@ class Tagger:
             visa_spans.append((ms, me, entry.id))
             s, o0, o1 = original(ms, me)
             result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name, sentence(ms)))
+        # Visa matches never overlap and come in order, so their ends ascend too (for bisect).
+        visa_starts = [v[0] for v in visa_spans]
+        visa_ends = [v[1] for v in visa_spans]
         for ms, me, mt in lexicons["sector"].finditer(t):
             aliases = lexicons["sector"].lookup(mt)
             # Words inside a visa's name ("EPA nurse candidates") or naming a visa type ("student
             # visa") say nothing about a sector.
-            if aliases and not any(s < me and ms < e for s, e, _ in visa_spans) and not _VISA_WORD.match(t, me):
+            if aliases and not _overlaps(visa_starts, visa_ends, ms, me) and not _VISA_WORD.match(t, me):
                 s, o0, o1 = original(ms, me)
                 result.sectors.append(SectorMention(s, o0, o1, aliases[0].entry.id, sentence(ms)))
 
         raw, years = find_figures(t, lang)
-        raw = [f for f in raw if not any(f.start < e and s < f.end for s, e, _ in visa_spans)]
+        raw = [f for f in raw if not _overlaps(visa_starts, visa_ends, f.start, f.end)]
         assign_years(raw, years, starts, len(t), t, lang)
         for f in raw:
             s, o0, o1 = original(f.start, f.end)
             result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start),
-                                         _figure_visa(f, visa_spans, starts, len(t)), f.per, f.value_max))
+                                         _figure_visa(f, visa_spans, visa_starts, starts, len(t)), f.per,
+                                         f.value_max))
         return result
 
     # ------------------------------------------------------------------ spaCy
@@ -304,10 +315,17 @@ def _resolve(aliases: list[Alias], counts: dict[str, float], prior: dict[str, fl
     return max(candidates, key=lambda e: (counts.get(e.country or "", 0), -candidates.index(e)))
 
 
-def _figure_visa(f: RawFigure, visas: list[tuple[int, int, str]], starts: list[int], length: int) -> str | None:
+def _overlaps(starts: list[int], ends: list[int], s: int, e: int) -> bool:
+    """Whether [s, e) overlaps one of the ordered, non-overlapping spans given by `starts`/`ends`."""
+    i = bisect_left(starts, e) - 1  # the last span starting before e has the largest end of those
+    return i >= 0 and ends[i] > s
+
+
+def _figure_visa(f: RawFigure, visas: list[tuple[int, int, str]], visa_starts: list[int], starts: list[int],
+                 length: int) -> str | None:
     """The visa a figure is about: the only one named in its sentence, else the nearest before it."""
     s0, s1 = sentence_bounds(starts, f.start, length)
-    here = [(s, vid) for s, _e, vid in visas if s0 <= s < s1]
+    here = [(s, vid) for s, _e, vid in visas[bisect_left(visa_starts, s0):bisect_left(visa_starts, s1)]]
     if not here:
         return None
     if len({vid for _, vid in here}) == 1:
