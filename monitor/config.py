@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,9 @@ class EmailConfig:
     sender: str = "policy-monitor@localhost"
     outbox: Path = Path("outbox")
     timeout: float = 30.0
+    ca_file: Path | None = None
+    """PEM file of the CA certificates the SMTP server's certificate is checked against, instead of the
+    system's; None means the system's CAs."""
 
     def password(self) -> str | None:
         """The SMTP password from the environment variable named by `password_env`."""
@@ -171,6 +175,7 @@ def config_from_dict(
 
     email = _email(reader, reader.table(data, "email", {
         "host", "port", "security", "username", "password_env", "password", "sender", "outbox", "timeout",
+        "ca_file",
     }), base_dir)
     alerts_defaults = reader.table(data, "alerts_defaults", {"timezone"})
     timezone = reader.string(alerts_defaults, "[alerts_defaults]", "timezone", "UTC")
@@ -285,7 +290,25 @@ def _email(reader: _Reader, raw: dict[str, Any], base_dir: Path) -> EmailConfig:
         sender=sender,
         outbox=base_dir / reader.string(raw, where, "outbox", "outbox"),
         timeout=reader.number(raw, where, "timeout", 30.0, minimum=0.1),
+        ca_file=_ca_file(reader, raw, base_dir),
     )
+
+
+def _ca_file(reader: _Reader, raw: dict[str, Any], base_dir: Path) -> Path | None:
+    """`[email] ca_file` resolved against the config folder, checked to hold certificates."""
+    name = reader.string(raw, "[email]", "ca_file", None)
+    if name is None:
+        return None
+    path = base_dir / name
+    if not path.is_file():
+        raise ConfigError(f"{reader.file}: [email] ca_file: file not found: {path}")
+    # Loaded now so that a wrong file stops the program at start, not at the first alert hours later.
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{reader.file}: [email] ca_file: no usable PEM certificates in {path}:"
+                          f" {exc}".replace("\n", " ")) from None
+    return path
 
 
 def _alert(reader: _Reader, raw: Any, index: int) -> AlertRule:

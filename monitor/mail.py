@@ -1,5 +1,7 @@
 """Sending mail: SMTP (STARTTLS, implicit TLS or plain) or, when `[email] host` is empty, a Maildir.
 
+TLS always verifies the server's certificate and host name, against
+`[email] ca_file` when set, else the system's CAs.
 The Maildir is chosen by configuration only, never as a fallback: a failing
 SMTP server raises `DeliveryError` and the caller keeps the alert pending.
 Header values built from untrusted text go through `clean_header`, so
@@ -100,7 +102,7 @@ class SmtpMailer:
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
-        context = ssl.create_default_context()
+        context = tls_context(config)
         if config.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
                                                   context=context)
@@ -133,6 +135,10 @@ class SmtpMailer:
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise DeliveryError(f"{where} answered {exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            hint = "" if self.config.ca_file else "; set [email] ca_file if the server uses a private CA"
+            raise DeliveryError(f"{where}: TLS certificate not trusted: {exc.verify_message}{hint}") from None
         except (smtplib.SMTPException, OSError) as exc:  # OSError covers timeouts and TLS errors
             self.close()
             raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
@@ -146,6 +152,11 @@ class SmtpMailer:
 
     def __str__(self) -> str:
         return f"SMTP {self.config.host}:{self.config.port} ({self.config.security})"
+
+
+def tls_context(config: EmailConfig) -> ssl.SSLContext:
+    """A verifying TLS context: the server's certificate must chain to `ca_file`, else to the system's CAs."""
+    return ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
 
 
 def mailer_for(config: EmailConfig) -> Mailer:
