@@ -561,22 +561,38 @@ def assign_years(figures: list[RawFigure], years: list[YearMention], starts: lis
         return
     cjk = lang in ("ko", "ja") and bool(text)
     clause_starts = [m.end() for m in _CJK_CLAUSE.finditer(text)] if cjk else []
+    # Years and (English) figures come in text order, so slices by bisect replace scans of all of them.
+    year_starts = [y.start for y in years]
+    years_sorted = all(a <= b for a, b in zip(year_starts, year_starts[1:], strict=False))
+    fig_starts = [f.start for f in figures]
+    if not all(a <= b for a, b in zip(fig_starts, fig_starts[1:], strict=False)):
+        fig_starts = None
     for f in figures:
         s0, s1 = sentence_bounds(starts, f.start, length)
-        in_sentence = [y for y in years if s0 <= y.start < s1]
+        if years_sorted:
+            in_sentence = years[bisect.bisect_left(year_starts, s0):bisect.bisect_left(year_starts, s1)]
+        else:
+            in_sentence = [y for y in years if s0 <= y.start < s1]
         if not in_sentence:
             continue
         chosen = (_cjk_year(f, in_sentence, figures, clause_starts, s0, s1) if cjk
-                  else _en_year(f, in_sentence, figures))
+                  else _en_year(f, in_sentence, figures, fig_starts))
         if chosen is not None:
             f.year = chosen.year
 
 
-def _en_year(f: RawFigure, in_sentence: list[YearMention], figures: list[RawFigure]) -> YearMention | None:
-    """The year of a figure in an English sentence (see `assign_years`)."""
+def _en_year(f: RawFigure, in_sentence: list[YearMention], figures: list[RawFigure],
+             fig_starts: list[int] | None = None) -> YearMention | None:
+    """The year of a figure in an English sentence (see `assign_years`); `fig_starts`: the figures'
+    starts when ascending, to look for one between by bisect."""
     for y in in_sentence:
         if y.start >= f.end and y.start - f.end <= 40 and not y.comparison:
-            if not any(f.end <= g.start < y.start for g in figures):
+            if fig_starts is not None:
+                i = bisect.bisect_left(fig_starts, f.end)
+                between = i < len(fig_starts) and fig_starts[i] < y.start
+            else:
+                between = any(f.end <= g.start < y.start for g in figures)
+            if not between:
                 return y
             break
     before = [y for y in in_sentence if y.end <= f.start]
