@@ -145,6 +145,26 @@ _EN_PER = re.compile(r"(?:\s+(?:a|an|per|each|every)\s+|\s?/\s?)(hour|day|week|m
 _EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
 _WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
 _DECADE = re.compile(r"\s?-?\s?decades?\b", re.I)
+_EUROPEAN_NUMBER = re.compile(r"\d\.\d{3}\.\d{3}|\d\.\d{3},\d|\d,\d{1,2}\s?%")
+_CLOCK_AFTER = re.compile(r"\s?(?:a\.m\.|p\.m\.|am\b|pm\b)", re.I)
+_YEAR_TAIL = re.compile(r"-(\d{2})(?!\d)")
+_TO_AND = re.compile(r"\s+(?:to|and)\s+")
+# Last words `_COMPARISON_BEFORE` can end with: a cheap test of ASCII windows before that regex.
+_COMPARISON_ENDS = ("from", "since", "than", "with", "to", "versus", "vs", "vs.", "over")
+
+
+def _prev_word(prev_text: str) -> re.Match[str] | None:
+    """`_PREV_WORD.search(prev_text)`, tried only from the start of the last whitespace-free run.
+
+    The word cannot contain whitespace and only "." / whitespace / one "#" or "(" may follow it,
+    so no match starts before that run; and none at all unless it ends with a letter or ".".
+    """
+    u = prev_text.rstrip()
+    if u[-1:] in ("#", "("):
+        u = u[:-1].rstrip()
+    if not u or not (u[-1] == "." or (u[-1].isascii() and u[-1].isalpha())):
+        return None
+    return _PREV_WORD.search(prev_text, len(u) - len(u.rsplit(None, 1)[-1]))
 
 
 def _parse_digits(num: str, european: bool, integer_unit: bool) -> float | None:
@@ -213,7 +233,7 @@ def _is_european(text: str, lang: str | None) -> bool:
     """Whether `1.234` means 1234 in this text: a European language, or decimal commas elsewhere in it."""
     if lang in ("de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "no", "fi", "cs", "ru", "tr", "id", "vi"):
         return True
-    return bool(re.search(r"\d\.\d{3}\.\d{3}|\d\.\d{3},\d|\d,\d{1,2}\s?%", text))
+    return bool(_EUROPEAN_NUMBER.search(text))
 
 
 def _en_unit_at(text: str, pos: int) -> tuple[str | None, int, str | None]:
@@ -279,13 +299,14 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             if not _EN_UNIT.match(text, end):
                 continue
         prev_text = text[max(0, start - 30):start]
-        if _SUBCLASS.search(prev_text):
+        # ASCII: a substring test first ("İ", "ſ" and the like fold to ASCII letters under re.I).
+        if (not prev_text.isascii() or "subclass" in prev_text.lower()) and _SUBCLASS.search(prev_text):
             continue
-        pw = _PREV_WORD.search(prev_text)
+        pw = _prev_word(prev_text)
         prev_word = pw.group(1).lower().rstrip(".") if pw else ""
         if prev_word in _PREV_EXCLUDE and prev_word != "top" and not pre:
             continue
-        if re.match(r"\s?(?:a\.m\.|p\.m\.|am\b|pm\b)", text[end:end + 6], re.I):
+        if _CLOCK_AFTER.match(text[end:end + 6]):
             continue
 
         # Value.
@@ -349,12 +370,14 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
         if (plain_int and len(num) == 4 and 1900 <= value <= 2100 and not people and ukind is None
                 and value_max is None):
             yend = end
-            tail = re.match(r"-(\d{2})(?!\d)", text[end:end + 4])
+            tail = _YEAR_TAIL.match(text[end:end + 4])
             if tail:
                 yend = end + tail.end()
             if text[yend:yend + 1] == "s" or text[yend:yend + 2] == "'s":  # 1990s: a decade
                 continue
-            comparison = bool(_COMPARISON_BEFORE.search(text[max(0, start - 20):start]))
+            window = text[max(0, start - 20):start]
+            comparison = ((not window.isascii() or window.rstrip().lower().endswith(_COMPARISON_ENDS))
+                          and bool(_COMPARISON_BEFORE.search(window)))
             years.append(YearMention(start, yend, int(value), comparison))
             pos = max(pos, yend)
             continue
@@ -391,7 +414,7 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
 def _inherit_units(text: str, figures: list[RawFigure]) -> None:
     """'from 20 to 30 percent', 'between 5,000 and 10,000 workers': the first bound takes the second's unit."""
     for a, b in zip(figures, figures[1:], strict=False):
-        if a.unit in ("count",) and b.unit != "count" and re.fullmatch(r"\s+(?:to|and)\s+", text[a.end:b.start]):
+        if a.unit in ("count",) and b.unit != "count" and _TO_AND.fullmatch(text[a.end:b.start]):
             a.unit = b.unit
 
 
