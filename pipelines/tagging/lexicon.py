@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import compress
 from pathlib import Path
 
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
@@ -99,6 +99,7 @@ class Lexicon:
             else:
                 other_groups.setdefault(alias[0], []).append((alias, cs))
         self._ascii_src = {k: _trie_regex(v) for k, v in ascii_groups.items()}
+        _KEYS.update(self._ascii_src)
         self._other_src = {k: _trie_regex(v) for k, v in other_groups.items()}
         self._compiled: dict[tuple[bool, str], re.Pattern[str]] = {}
         self._other_first = (
@@ -150,34 +151,40 @@ class Lexicon:
 
 
 _FIRST_WORD = re.compile(r"[A-Za-z0-9]+")
-_TOKENS = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]+")
-_last_index: tuple[str, dict[str, list[int]]] = ("", {})
+_WORD_SPLIT = re.compile(r"([A-Za-z0-9]+)")
+_KEYS: set[str] = set()
+"""First words of the aliases of every lexicon compiled so far: the only words worth indexing."""
+_last_index: tuple[str, int, dict[str, list[int]]] = ("", 0, {})
 
 
 def _word_index(text: str) -> dict[str, list[int]]:
-    """Lower-cased ASCII word -> its start offsets in `text`, ascending.
+    """Lower-cased ASCII word -> its start offsets in `text`, ascending, for words that begin an alias.
 
     Every lexicon scans the same text in turn, so the last text's index is kept: the scan and
     the lower-casing, most of the matching time on English text, are done once instead of four times.
     """
     global _last_index
-    if _last_index[0] is text:
-        return _last_index[1]
-    # Words and the runs between them alternate, so offsets are running sums of token lengths.
-    tokens = _TOKENS.findall(text)
-    offsets = list(accumulate(map(len, tokens), initial=0))
-    first = 0 if tokens and tokens[0][0] in _ASCII_ALNUM else 1
-    words = tokens[first::2]
-    if words:
+    if _last_index[0] is text and _last_index[1] == len(_KEYS):  # _KEYS only grows
+        return _last_index[2]
+    # split() with a group gives [between, word, between, word, ..., between].
+    lowered = text.isascii()
+    parts = _WORD_SPLIT.split(text.lower() if lowered else text)
+    words = parts[1::2]
+    if words and not lowered:
         words = " ".join(words).lower().split(" ")  # ASCII words: one lower() for all of them
     index: dict[str, list[int]] = {}
-    for word, start in zip(words, offsets[first::2], strict=False):
-        starts = index.get(word)
+    pos = done = 0  # pos = total length of parts[:done]
+    # Most words begin no alias: skip them in C, and sum part lengths only up to the words kept.
+    for k in compress(range(len(words)), map(_KEYS.__contains__, words)):
+        i = 2 * k + 1
+        pos += sum(map(len, parts[done:i]))
+        done = i
+        starts = index.get(words[k])
         if starts is None:
-            index[word] = [start]
+            index[words[k]] = [pos]
         else:
-            starts.append(start)
-    _last_index = (text, index)
+            starts.append(pos)
+    _last_index = (text, len(_KEYS), index)
     return index
 
 
