@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from monitor import commands
 from monitor.config import ConfigError
+from pipelines.tagging import TaxonomyError
 from storage import StorageError
 from storage.queries import QueryError
 
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     try:
         return int(args.handler(args) or 0)
-    except (ConfigError, StorageError, QueryError) as exc:
+    except (ConfigError, StorageError, QueryError, TaxonomyError) as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
