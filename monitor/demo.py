@@ -68,7 +68,7 @@ def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
     conn.close()
     print("\nExplore further:", file=out)
     print(f"  .venv/bin/monitor --db {db_path} search '高度専門職'", file=out)
-    print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct*' --visa 'KR:*'", file=out)
+    print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
     print(f"  .venv/bin/monitor --db {db_path} sql \"SELECT visa, year, value, unit, text FROM figures"
           " WHERE visa IS NOT NULL ORDER BY visa, year\"", file=out)
 

@@ -163,17 +163,19 @@ def search_articles(
         raise QueryError(f"invalid search query {query!r}: {exc}") from None
     results = [dict(zip(("id", "title", "url", "source", "published_at", "lang", "text_origin", "snippet",
                          "rank"), row, strict=True)) for row in rows]
-    if query and _CJK.search(query):
-        for result in results:
+    for result in results:
+        if query and _CJK.search(query):
             result["snippet"] = _substring_snippet(conn, result["id"], query)
+        # Snippets are read on one line, in a table cell or a mail.
+        result["snippet"] = " ".join((result["snippet"] or "").split())
     return results
 
 
 def _substring_snippet(conn: sqlite3.Connection, article_id: int, query: str, width: int = 60) -> str:
     """A snippet around the first query term found, highlighted; for the trigram and substring paths."""
     text = conn.execute("SELECT text FROM articles WHERE id = ?", [article_id]).fetchone()[0] or ""
-    terms = [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
-    for term in terms:
+    terms = [t.strip('"').rstrip("*") for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
+    for term in filter(None, terms):
         at = text.find(term)
         if at >= 0:
             start, end = max(0, at - width), min(len(text), at + len(term) + width)
