@@ -110,8 +110,8 @@ def _start_candidates() -> tuple[re.Pattern[str], re.Pattern[str]]:
 
     The first matches the character there (a digit, a sign, a capital starting a currency prefix);
     the second the character before a number word ("one", "Twenty", "a dozen", "a million"). Both
-    begin with a character class, so `re` skips the rest of
-    the text in C, and `_EN_FIG` itself is then tried only at those places, not at every position.
+    begin with a character class, so `re` skips the rest of the text in C, and `_EN_FIG` itself is
+    then tried only at those places, not at every position.
     """
     letter_starts: dict[str, list[str]] = {}
     for sign in ("US$", "U.S.$", "S$", "A$", "AU$", "C$", "CA$", "HK$", "NZ$", "NT$", "R$", *_CODES.split("|")):
