@@ -63,12 +63,17 @@ def fts_match_clause(query: str) -> tuple[str, list[Any]]:
     words = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)"
     if not _CJK.search(query):
         return words, [query]
-    terms = [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
+    terms = _query_terms(query)
     if all(len(t) >= 3 for t in terms):
         trigrams = "a.id IN (SELECT rowid FROM articles_fts_cjk WHERE articles_fts_cjk MATCH ?)"
         return f"({words} OR {trigrams})", [query, query]
     clauses = " AND ".join("(coalesce(a.title, '') || ' ' || a.text) LIKE ?" for _ in terms)
     return f"({clauses})", [f"%{t}%" for t in terms]
+
+
+def _query_terms(query: str) -> list[str]:
+    """The terms and phrases of an FTS5 query, without quotes and operators."""
+    return [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
 
 
 def validate_fts_query(query: str) -> str | None:
@@ -174,8 +179,7 @@ def search_articles(
 def _substring_snippet(conn: sqlite3.Connection, article_id: int, query: str, width: int = 60) -> str:
     """A snippet around the first query term found, highlighted; for the trigram and substring paths."""
     text = conn.execute("SELECT text FROM articles WHERE id = ?", [article_id]).fetchone()[0] or ""
-    terms = [t.strip('"').rstrip("*") for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
-    for term in filter(None, terms):
+    for term in filter(None, (t.rstrip("*") for t in _query_terms(query))):
         at = text.find(term)
         if at >= 0:
             start, end = max(0, at - width), min(len(text), at + len(term) + width)
