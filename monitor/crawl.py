@@ -235,7 +235,7 @@ class _Crawler:
 
     def _build_article(self, source: SourceConfig, item: Item, page: FetchResult | None) -> dict[str, Any]:
         title, text, published, lang_hint = item.title, "", item.published_at, item.lang or source.lang
-        origin, note = "page", None
+        origin, note, lang = "page", None, None
         url = canonicalize_url(page.final_url if page is not None and page.ok else item.url)
         if page is not None and page.ok and page.text:
             extracted = extract_article(page.text, page.final_url,
@@ -243,7 +243,7 @@ class _Crawler:
             text = extracted.text
             title = title or extracted.title
             published = published or extracted.published_at
-            lang_hint = extracted.lang or lang_hint
+            lang = extracted.lang if text else None  # already detected from the text itself
             if not text:
                 note = "the page yielded no article text"
         elif page is not None:
@@ -252,7 +252,7 @@ class _Crawler:
             note = "source configured with fetch_articles = false"
         if not text:
             origin, text = "feed_summary", item.summary or ""
-        lang = detect_language(f"{title or ''}\n{text}", hint=lang_hint)
+        lang = lang or detect_language(f"{title or ''}\n{text}", hint=lang_hint)
         return {
             "url": url,
             "link": item.url,
