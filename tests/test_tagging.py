@@ -235,6 +235,68 @@ def test_figure_visa_and_sentence(tagger):
     assert f.sentence.startswith("The number of Highly Skilled") and f.sentence.endswith("2023.")
 
 
+FALLBACK_VISAS = [
+    # The figure's sentence names no visa: the nearest earlier sentence of its paragraph decides.
+    ("en", "Japan's Highly Skilled Professional visa was introduced in 2012 to attract researchers. "
+           "The number rose to 46,946 in 2023.", "46,946", "JP:HSP"),
+    ("ja", "高度専門職の在留資格は2015年に創設された。" + _JA_313, "46,946件", "JP:HSP"),
+    ("ja", "高度専門職の在留資格は2015年に創設された。" + _JA_313, "313件", "JP:HSP"),
+    ("ko", "법무부는 숙련기능인력(E-7-4) 비자 쿼터를 크게 늘리기로 했다. 올해 발급 규모는 3만 5천 명이다.",
+     "3만 5천 명", "KR:E-7-4"),
+    # Several members of one family: the family's id.
+    ("ja", "高度専門職1号イと高度専門職2号の要件が見直された。認定件数は2023年末に46,946件となった。",
+     "46,946件", "JP:HSP"),
+    ("ko", "법무부는 E-7 비자와 E-7-4 비자 제도를 손질했다. 올해 발급 규모는 3만 5천 명이다.", "3만 5천 명", "KR:E-7"),
+    # The nearest earlier sentence naming a visa wins over earlier ones.
+    ("en", "The L-1 program was left alone. The H-1B lottery drew fewer entries. Registrations fell to "
+           "470,342 in 2024.", "470,342", "US:H-1B"),
+    # No visa earlier in the paragraph: the whole text (title line included), if it names one family.
+    ("en", "USCIS changes H-1B rules\nThe agency published a rule on Tuesday.\nRegistrations fell to 470,342.",
+     "470,342", "US:H-1B"),
+    ("en", "Registrations fell to 470,342 in 2024. That was after the H-1B rule changed.", "470,342", "US:H-1B"),
+    ("ja", "高度人材ポイント制による「高度専門職」の認定件数について\n認定件数の推移\n" + _JA_313,
+     "46,946件", "JP:HSP"),
+    ("ko", "E-9 비자 도입 규모 확대\n정부는 올해 도입 규모를 정했다.\n올해 도입 규모는 13만 명이다.",
+     "13만 명", "KR:E-9"),
+    # Negatives: visas of two families named before (H-1B and H-2B are no family: there is no US:H).
+    ("en", "The H-1B and L-1 programs both saw more petitions. Applications rose to 500,000 in 2024.",
+     "500,000", None),
+    ("en", "The H-1B and H-2B programs both saw more petitions. Applications rose to 500,000 in 2024.",
+     "500,000", None),
+    ("ja", "高度専門職と特定技能の在留者がともに増えた。" + _JA_313, "46,946件", None),
+    ("ko", "E-9 비자와 H-2 비자 제도를 함께 손질했다. 올해 도입 규모는 13만 명이다.", "13만 명", None),
+    # The nearest sentence naming visas names two families: no guess from the sentence before it.
+    ("en", "The H-1B cap is unchanged. The H-1B and L-1 programs both saw more petitions. "
+           "Applications rose to 500,000 in 2024.", "500,000", None),
+    # Earlier paragraphs name two families: the whole text does not decide either.
+    ("en", "The H-1B lottery opened.\nThe L-1 program was also changed.\nRegistrations fell to 470,342 in 2024.",
+     "470,342", None),
+    # No visa anywhere.
+    ("en", "Net migration fell to 431,000 in the year to December 2024.", "431,000", None),
+]
+
+
+@pytest.mark.parametrize(("lang", "text", "span", "visa_id"), FALLBACK_VISAS)
+def test_figure_visa_falls_back_to_earlier_sentence_then_whole_text(tagger, lang, text, span, visa_id):
+    assert _fig(tagger, text, lang, span).visa == visa_id
+
+
+def test_figure_visa_of_own_sentence_wins_over_context(tagger):
+    text = "Japan's Highly Skilled Professional visa keeps growing. The H-1B cap is 65,000, and 20,000 more " \
+           "go to U.S. master's graduates, unlike the L-1 program."
+    assert _fig(tagger, text, "en", "65,000").visa == "US:H-1B"
+    assert _fig(tagger, text, "en", "20,000").visa == "US:H-1B"  # several in its sentence: the nearest before
+
+
+def test_visa_family(tagger):
+    assert tagger.visa_family("JP:HSP-1A") == "JP:HSP"
+    assert tagger.visa_family("JP:HSP-2") == "JP:HSP"
+    assert tagger.visa_family("KR:E-7-4") == "KR:E-7"
+    assert tagger.visa_family("KR:E-7") == "KR:E-7"
+    assert tagger.visa_family("US:H-1B") == "US:H-1B"  # no US:H in the taxonomy
+    assert tagger.visa_family("JP:DIGITAL-NOMAD") == "JP:DIGITAL-NOMAD"
+
+
 def test_orgs_and_countries(tagger):
     result = tagger.tag("USCIS and the Immigration Services Agency of Japan met in Tokyo; Korea's 법무부 too.", "en")
     assert {o.label for o in result.orgs} >= {"US:USCIS", "JP:ISA"}

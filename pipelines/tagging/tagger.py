@@ -73,7 +73,9 @@ class Figure:
     year: int | None = None
     sentence: str = ""
     visa: str | None = None
-    """Id of the visa named in the same sentence, if exactly one is (for figure alert conditions)."""
+    """Id of the visa the figure is about (for figure alert conditions): the one its sentence names (the
+    nearest before it if several are); if none, the visa of the nearest earlier sentence of its paragraph
+    that names one, else of the whole text, provided that sentence or text names one visa family only."""
     per: str | None = None
     """Rate period: "month" for "S$5,600 a month", "week" for "28 hours a week" / 週28時間."""
     value_max: float | None = None
@@ -125,6 +127,7 @@ class Tagger:
         self.sector_ids: set[str] = set(self.taxonomy.entries["sector"])
         self.country_ids: set[str] = set(self.taxonomy.entries["country"])
         self.org_ids: set[str] = set(self.taxonomy.entries["org"])
+        self._families: dict[str, str] = {vid: _family(vid, self.visa_ids) for vid in self.visa_ids}
         self._nlp: dict[str, Language] = {}
 
     @classmethod
@@ -141,6 +144,10 @@ class Tagger:
         """Canonical English name of a visa id, None if unknown."""
         entry = self.taxonomy.entries["visa"].get(visa_id)
         return entry.name if entry else None
+
+    def visa_family(self, visa_id: str) -> str:
+        """The id heading a visa's family (JP:HSP-1A -> JP:HSP, KR:E-7-4 -> KR:E-7); the id itself if it has none."""
+        return self._families.get(visa_id, visa_id)
 
     def tag(self, text: str, lang: str | None = None) -> TagResult:
         """Tag one text; `lang` None means detect it from the text."""
@@ -230,10 +237,13 @@ class Tagger:
         raw, years = find_figures(t, lang)
         raw = [f for f in raw if not _overlaps(visa_starts, visa_ends, f.start, f.end)]
         assign_years(raw, years, starts, len(t), t, lang)
+        context = _VisaContext(t, visa_spans, visa_starts, starts, self._families)
         for f in raw:
             s, o0, o1 = original(f.start, f.end)
-            result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start),
-                                         _figure_visa(f, visa_spans, visa_starts, starts, len(t)), f.per,
+            visa = _figure_visa(f, visa_spans, visa_starts, starts, len(t))
+            if visa is None and visa_spans:
+                visa = context.visa_before(f.start)
+            result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start), visa, f.per,
                                          f.value_max))
         return result
 
@@ -332,3 +342,63 @@ def _figure_visa(f: RawFigure, visas: list[tuple[int, int, str]], visa_starts: l
         return here[0][1]
     before = [vid for s, vid in here if s < f.start]
     return before[-1] if before else here[0][1]
+
+
+def _family(visa_id: str, visa_ids: set[str]) -> str:
+    """The id heading `visa_id`'s family: drop the last "-part" while what is left is a known id
+    (KR:E-7-4 -> KR:E-7, JP:HSP-1A -> JP:HSP; US:H-1B stays, as there is no US:H)."""
+    while "-" in visa_id:
+        parent = visa_id.rsplit("-", 1)[0]
+        if parent not in visa_ids:
+            break
+        visa_id = parent
+    return visa_id
+
+
+def _one_family(ids: Iterable[str], families: dict[str, str]) -> str | None:
+    """The visa a group of mentions is about if they are all of one family: the id itself when only one
+    is named, the family's id when several of its members are; None for mentions of several families."""
+    distinct = set(ids)
+    if len(distinct) == 1:
+        return next(iter(distinct))
+    heads = {families.get(v, v) for v in distinct}
+    return heads.pop() if len(heads) == 1 else None
+
+
+class _VisaContext:
+    """The visa a figure whose own sentence names none is about, taken from the text around it.
+
+    A paragraph is a line (extracted article text puts one paragraph per line). The nearest earlier
+    sentence of the figure's paragraph that names a visa decides; if it names visas of several
+    families, the figure's visa is unknown (an earlier sentence naming one would be a guess). With no
+    visa earlier in the paragraph, the whole text decides if it names one family only.
+    """
+
+    def __init__(self, text: str, visas: list[tuple[int, int, str]], visa_starts: list[int],
+                 starts: list[int], families: dict[str, str]) -> None:
+        self.text = text
+        self.visas = visas
+        self.visa_starts = visa_starts
+        self.starts = starts
+        self.families = families
+        self._by_sentence: dict[int, str | None] = {}
+        self._whole: tuple[str | None] | None = None
+
+    def visa_before(self, pos: int) -> str | None:
+        """The visa for a figure at `pos` (normalised offsets) whose sentence names no visa."""
+        i = bisect_right(self.starts, pos) - 1
+        if i in self._by_sentence:
+            return self._by_sentence[i]
+        s0 = self.starts[i]
+        paragraph = self.text.rfind("\n", 0, s0) + 1
+        k = bisect_left(self.visa_starts, s0) - 1  # the last visa named before this sentence
+        if k >= 0 and self.visa_starts[k] >= paragraph:
+            j = bisect_right(self.starts, self.visa_starts[k]) - 1
+            lo = bisect_left(self.visa_starts, self.starts[j])
+            found = _one_family((v[2] for v in self.visas[lo:k + 1]), self.families)
+        else:
+            if self._whole is None:
+                self._whole = (_one_family((v[2] for v in self.visas), self.families),)
+            found = self._whole[0]
+        self._by_sentence[i] = found
+        return found
