@@ -13,10 +13,10 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -92,6 +92,7 @@ class CycleSummary:
 
 
 Progress = Callable[[SourceOutcome], None]
+_Result = TypeVar("_Result")
 
 
 def run_crawl(
@@ -175,7 +176,8 @@ class _Crawler:
             return
         items = self._new_items(parsed.items[: source.max_items])
         outcome.items_seen = len(parsed.items)
-        stored = await asyncio.gather(*(self._store_item(source, item) for item in items))
+        stored = await _map_bounded(lambda item: self._store_item(source, item), items,
+                                    self.config.article_concurrency)
         for article in stored:
             if article is None:
                 outcome.deferred += 1
@@ -294,6 +296,25 @@ class _Crawler:
             if "selectors matched nothing" in outcome.error:
                 fields.update(broken=1, broken_reason="the board's selectors matched nothing (site redesign?)")
         writes.update_source_health(self.db, source.name, **fields)
+
+
+async def _map_bounded(
+    function: Callable[[Item], Awaitable[_Result]], items: Sequence[Item], limit: int
+) -> list[_Result]:
+    """`function` over `items` with at most `limit` calls pending at once, results in item order.
+
+    A feed of thousands of items would otherwise hold a suspended coroutine per
+    item for the whole cycle, and memory would grow with the feed's length.
+    """
+    results: list[Any] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in queue:
+            results[index] = await function(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
+    return results
 
 
 def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
