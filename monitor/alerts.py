@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import WEEKDAYS, AlertRule, Config, ConfigError
 from monitor.mail import DeliveryError, Mailer, clean_header, mailer_for, new_message
+from monitor.output import format_figure
 from storage import alerts as ledger
 from storage import open_db, open_readonly
 from storage.db import to_utc_iso
@@ -214,9 +215,7 @@ def _tag_lines(tags: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
         lines.append(("Sectors", ", ".join(sectors)))
     figures = []
     for f in tags.get("figures", [])[:8]:
-        value = f"{f['value']:,.0f}" if float(f["value"]).is_integer() else f"{f['value']:,}"
-        detail = ", ".join(str(x) for x in (f.get("year"), f.get("visa")) if x)
-        figures.append(f"{value} {f['unit']}" + (f" ({detail})" if detail else ""))
+        figures.append(format_figure(f))
     if figures:
         lines.append(("Figures", "; ".join(figures)))
     return lines

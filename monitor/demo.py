@@ -9,6 +9,7 @@ from typing import TextIO
 from monitor.config import Config, config_from_dict
 from monitor.crawl import CycleSummary, SourceOutcome, run_crawl
 from monitor.demo_server import demo_sources, serve_demo_site
+from monitor.output import format_figure
 from pipelines.tagging import Tagger
 from storage import open_db, open_readonly
 from storage.queries import article_tags
@@ -59,8 +60,7 @@ def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
               file=out)
         visas = sorted({m["label"] for m in tags["visa"]})
         sectors = sorted({m["label"] for m in tags["sector"]})
-        figures = [f"{f['text']} → {_number(f['value'])} {f['unit']}" + (f" ({f['year']})" if f["year"] else "")
-                   for f in tags["figures"][:6]]
+        figures = [f"{f['text']} → {format_figure(f)}" for f in tags["figures"][:6]]
         print(f"    visas:   {', '.join(visas) or '-'}", file=out)
         print(f"    sectors: {', '.join(sectors) or '-'}", file=out)
         more = len(tags["figures"]) - len(figures)
@@ -71,7 +71,3 @@ def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
     print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
     print(f"  .venv/bin/monitor --db {db_path} sql \"SELECT visa, year, value, unit, text FROM figures"
           " WHERE visa IS NOT NULL ORDER BY visa, year\"", file=out)
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"

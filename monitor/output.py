@@ -49,3 +49,18 @@ def _cell(value: Any, highlight: tuple[str, str] | None) -> Text:
     for index, part in enumerate(text.replace(end, start).split(start)):
         cell.append(part, style="bold yellow" if index % 2 else None)
     return cell
+
+
+_PLURAL_UNITS = {"years": "year", "months": "month", "weeks": "week", "days": "day", "hours": "hour",
+                 "points": "point"}
+
+
+def format_figure(figure: dict[str, Any]) -> str:
+    """A stored figure as people read it: '46,946 count (2023, JP:HSP)', '1 year', '20.8 percent'."""
+    value = float(figure["value"])
+    number = f"{value:,.0f}" if value.is_integer() else f"{value:,}"
+    unit = figure["unit"]
+    if value == 1:
+        unit = _PLURAL_UNITS.get(unit, unit)
+    detail = ", ".join(str(x) for x in (figure.get("year"), figure.get("visa")) if x)
+    return f"{number} {unit}" + (f" ({detail})" if detail else "")
