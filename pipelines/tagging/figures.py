@@ -75,11 +75,29 @@ top no nos number num tier level phase stage round section sections article arti
 schedule annex category class grade group page pages route version form forms subclass subclasses item
 paragraph clause room gate flight terminal line band step act bill item rank ranked ranking windows iphone
 covid pm apollo highway interstate platform unit ward district zone season episode vol volume
+proclamation order box building suite floor fortune boeing docket case appendix subchapter h.r p pp tel phone
+telephone fax hotline helpline dial call
 """.split())
 _MONTHS = ("jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|"
            "august|september|october|november|december")
 _MONTH_BEFORE = re.compile(rf"\b(?:{_MONTHS})\.?\s*$", re.I)
 _MONTH_AFTER = re.compile(rf"^(?:st|nd|rd|th)?\s*(?:of\s+)?(?:{_MONTHS})\b", re.I)
+# The first day of a date range: "from 13 to 21 September", "13-21 Sept".
+_DAY_RANGE_AFTER = re.compile(
+    rf"(?:st|nd|rd|th)?\s?(?:-|–|to|and|until|through)\s?\d{{1,2}}(?:st|nd|rd|th)?\s*(?:of\s+)?(?:{_MONTHS})\b", re.I)
+# Words before a calendar year that keep it a year even when a noun for people follows
+# ("From 22 July 2025 new Skilled Worker roles", "in 2025 workers arrived").
+_YEAR_PREPS = frozenset("in since until till by during before after from".split())
+# "two thirds", "three quarters": a fraction, not a count.
+_FRACTION_AFTER = re.compile(
+    r"[\s-](?:halves|thirds?|quarters|fourths?|fifths|sixths|sevenths|eighths|ninths|tenths)\b", re.I)
+# House numbers: "10 Downing Street", "500 12th Street SW".
+_STREET_AFTER = re.compile(r"(?:\s(?:\d+(?:st|nd|rd|th)|[A-Z][a-z]+)){1,3}\s(?:Street|St|Avenue|Ave|Road|Rd|"
+                           r"Boulevard|Blvd|Lane|Drive|Place|Square|Way)\b")
+# Phone numbers: "(202) 555-0143", and the digit groups after a leading-zero number ("0300 123 2241").
+_US_PHONE_TAIL = re.compile(r"\)\s?\d{3}[-.\s]\d{4}")
+_DIGIT_RUN = re.compile(r"(?:[ .\-]?\d+)+")
+_ZIP_STATE = re.compile(r"\b[A-Z]{2}\s$")
 _PREV_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.?\s*[#(]?\s*$")
 _SUBCLASS = re.compile(r"subclass(?:es)?\s*(?:\d+\s*(?:/|,|and|or|&)\s*)*$", re.I)
 _COMPARISON_BEFORE = re.compile(r"\b(?:from|since|than|compared\s+(?:with|to)|versus|vs\.?|over)\s*$", re.I)
@@ -284,12 +302,22 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             if before[-1:].isalpha() and before[-1:].isascii():
                 if text[max(0, start - 2):start] == "FY" and len(num) in (2, 4):
                     y = int(num) + (2000 if len(num) == 2 else 0)
-                    years.append(YearMention(start - 2, end, y))
+                    window = text[max(0, start - 22):start - 2]
+                    years.append(YearMention(start - 2, end, y, bool(_COMPARISON_BEFORE.search(window))))
                 continue
             if before[-1:] in ("-", "/", "#", ":") and before[:1].isalnum():
                 continue
             if before[-1:] == "#":
                 continue
+        if not is_word and not pre and num[0] == "0" and num[1:2].isdigit():
+            # 0300 123 2241, 06236, 001335263: phone numbers, postcodes and identifiers.
+            pos = _DIGIT_RUN.match(text, start).end()
+            continue
+        if before[-1:] == "(" and (pm := _US_PHONE_TAIL.match(text, end)):
+            pos = pm.end()
+            continue
+        if len(num) == 5 and num.isdigit() and not pre and _ZIP_STATE.search(text, max(0, start - 4), start):
+            continue
         if after[:1] in ("/", ":") and after[1:2].isdigit():
             pos = end + 2
             while pos < n and (text[pos].isdigit() or text[pos] in "/:"):
@@ -312,7 +340,7 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
         # Value.
         if is_word:
             value = _word_value(num)
-            if value is None:
+            if value is None or _FRACTION_AFTER.match(text, end):
                 continue
         else:
             value = None  # decided once the unit is known (for European separators)
@@ -367,8 +395,9 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             continue  # 100m freestyle, 4k video: metres and resolutions, not millions
         plain_int = not is_word and not pre and not scale and num.isdigit()
         # A calendar year on its own: "in 2012", "2023-24", "the 2024 Olympics".
-        if (plain_int and len(num) == 4 and 1900 <= value <= 2100 and not people and ukind is None
-                and value_max is None):
+        if (plain_int and len(num) == 4 and 1900 <= value <= 2100 and ukind is None and value_max is None
+                and (not people or prev_word in _YEAR_PREPS
+                     or _MONTH_BEFORE.search(text[max(0, start - 12):start]))):
             yend = end
             tail = _YEAR_TAIL.match(text[end:end + 4])
             if tail:
@@ -382,8 +411,11 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             pos = max(pos, yend)
             continue
         if plain_int and value <= 31 and ukind is None and not people:
-            if _MONTH_BEFORE.search(text[max(0, start - 12):start]) or _MONTH_AFTER.match(text[end:end + 16]):
+            if (_MONTH_BEFORE.search(text[max(0, start - 12):start]) or _MONTH_AFTER.match(text[end:end + 16])
+                    or _DAY_RANGE_AFTER.match(text, end, end + 30)):
                 continue
+        if plain_int and ukind is None and text[end:end + 1] == " " and _STREET_AFTER.match(text, end):
+            continue
         if prev_word == "top" and ukind is None:
             continue
         if scale:
@@ -421,12 +453,12 @@ def _inherit_units(text: str, figures: list[RawFigure]) -> None:
 # ---------------------------------------------------------------- Korean and Japanese
 _CH = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _KO_NUM = re.compile(
-    rf"(?<![A-Za-z0-9.,\-])(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
+    rf"(?<![A-Za-z0-9.,\-/:#_=])(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
     r"|(?<![가-힣])만(?=\s?(?:명|원|건|개|가구|달러)))"
 )
 # Kanji numerals (三万人, 二千人, 十万人) count only before a unit and with a digit kanji in them.
 _KANJI_NUM = "[一二三四五六七八九十百千万億兆〇]*[一二三四五六七八九十百〇][一二三四五六七八九十百千万億兆〇]*"
-_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH}"
+_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-/:#_=〒])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH}"
                      rf"|(?P<kanji>(?<![一二三四五六七八九十百千万億兆〇第]){_KANJI_NUM}))")
 _KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
 _KANJI_SMALL = {"十": 10, "百": 100, "千": 1000}
@@ -442,18 +474,28 @@ _KO_UNIT = re.compile(
     r"|(?P<count>건|개국|개사|개소|개|곳|가구|차례|종|회(?![가-힣])))"
 )
 _KO_SKIP_AFTER = re.compile(
-    r"\s?(?:월|일|시(?!간)|분기|위|등(?![가-힣])|번째|차(?!례)|호|대(?!\s?[가-힣])|세(?![가-힣])|조\b)"
+    r"\s?(?:월|일|시(?!간)|분(?!야)|위|등(?![가-힣])|번째|차(?!례)|호|대|세(?![가-힣])|조\b)"
 )
-_KO_YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})\s?년(도)?")
+_KO_YEAR = re.compile(r"(?<!\d)((?:18|19|20)\d{2})\s?년(도)?")
 _JA_UNIT = re.compile(
     r"(?:余|超|強)?(?:(?P<people>人|名)|(?P<JPY>円)|(?P<USD>米?ドル)|(?P<KRW>ウォン)|(?P<EUR>ユーロ)|(?P<GBP>ポンド)"
     r"|(?P<CNY>元)|(?P<points>%ポイント|ポイント|点)|(?P<percent>%|パーセント)|(?P<hours>時間)"
     r"|(?P<days>日間|日(?=以内|以上|以下|未満|ごと))|(?P<weeks>週間)|(?P<months>(?:カ|か|ヶ|ケ|ヵ|箇)月(?:間)?)"
     r"|(?P<years>年間|年(?!度|\d|[0-9]月))"
-    r"|(?P<count>件|社|校|カ国|か国|ヶ国|機関|団体|業種|分野|種類|職種))"
+    r"|(?P<count>件|社|校|カ国|か国|ヶ国|[カかヶケヵ箇]所|機関|団体|業種|分野|種類|職種))"
 )
-_JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年)")
-_JA_YEAR = re.compile(r"(?<!\d)(?:((?:19|20)\d{2})|(令和|平成)(\d{1,2}|元))年(度)?")
+_JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|分(?!野)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年)")
+# Never figures, whatever unit follows: per-person rates (1인당, 1人当たり), ordinals (2人目), and
+# the number before another separator and digit: dates (2025.07.20, 7/20), times (14:00), phone
+# numbers and postcodes (02-2110-4000, 160-0004), versions (2.3.1).
+_KO_NEVER_AFTER = re.compile(r"\s?(?:인당|명당)|[-.:/]\d+[-.:/]\d|:\d|/\d|\.\s?\d|-\d{3}")
+_JA_NEVER_AFTER = re.compile(r"(?:人|名)(?:当た?り|あたり|目)|[-.:/]\d+[-.:/]\d|:\d|/\d|\.\d|-\d{3}")
+# Rank cut-offs before a number: 上位500社, 상위 100개 대학 (a share, 상위 10%, stays a figure).
+_CJK_RANK_BEFORE = re.compile(r"(?:上位|下位|トップ|상위|하위|톱)\s?$")
+# The denominator-then-numerator of a fraction (3분의 1, 3分の1) and the day of "2025. 7. 20.".
+_CJK_NEVER_BEFORE = re.compile(r"(?:분의|分の)\s?$|\d\.\s$")
+_CJK_RANGE = re.compile(r"\s?[~～〜]\s?")
+_JA_YEAR = re.compile(r"(?<!\d)(?:((?:18|19|20)\d{2})|(令和|平成)(\d{1,2}|元))年(度)?")
 _ERAS = {"令和": 2018, "平成": 1988}
 _KO_PER = {"주": "week", "월": "month", "연": "year", "연간": "year", "시급": "hour", "월급": "month", "연봉": "year"}
 _JA_PER = {"週": "week", "月": "month", "月額": "month", "年収": "year", "年間": "year", "時給": "hour",
@@ -502,6 +544,7 @@ def _cjk_value(text: str) -> float | None:
 def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMention]]:
     ko = lang == "ko"
     num_re, unit_re, skip_re = (_KO_NUM, _KO_UNIT, _KO_SKIP_AFTER) if ko else (_JA_NUM, _JA_UNIT, _JA_SKIP_AFTER)
+    never_re = _KO_NEVER_AFTER if ko else _JA_NEVER_AFTER
     per_map = _KO_PER if ko else _JA_PER
     years: list[YearMention] = []
     for ym in (_KO_YEAR if ko else _JA_YEAR).finditer(text):
@@ -522,8 +565,15 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
         prev = text[max(0, start - 3):start]
         if prev.endswith(("제", "第", "第 ", "제 ")):
             continue
+        if never_re.match(text, end) or _CJK_NEVER_BEFORE.search(text, max(0, start - 3), start):
+            continue
+        if text[start] == "0" and text[start + 1:start + 2].isdigit():  # 06236, 001335263: codes
+            continue
         um = unit_re.match(text, end)
         if not um and skip_re.match(text, end):
+            continue
+        if (not um or not (um.group("percent") or um.group("points"))) and _CJK_RANK_BEFORE.search(
+                text, max(0, start - 4), start):
             continue
         if not ko and m.group("kanji"):
             # 一人, 一部, 十分: a kanji numeral is a figure only with a unit and a value above one.
@@ -533,6 +583,8 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
         else:
             value = _cjk_value(text[start:end])
         if value is None:
+            continue
+        if um and text[um.end():um.end() + 1] == "=":  # 1ドル=150円: an exchange rate's base
             continue
         if um:
             unit = next(k for k, v in um.groupdict().items() if v)
@@ -550,6 +602,12 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
                     if ko or not text[ws - 1:ws].isdigit():
                         per, start = period, ws
                         break
+        # "3~5년", "3～5年": the lower bound takes the upper one's unit and becomes one range figure.
+        last = figures[-1] if figures else None
+        if (last is not None and last.unit == "count" and last.value_max is None and unit != "count"
+                and _CJK_RANGE.fullmatch(text, last.end, start)):
+            last.end, last.unit, last.value_max, last.per = fig_end, unit, value, last.per or per
+            continue
         figures.append(RawFigure(start, fig_end, value, unit, per))
     return figures, years
 
