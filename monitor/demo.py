@@ -8,7 +8,7 @@ from typing import TextIO
 
 from monitor.config import Config, config_from_dict
 from monitor.crawl import CycleSummary, SourceOutcome, run_crawl
-from monitor.demo_server import demo_sources, serve_demo_site
+from monitor.demo_server import DemoServer, demo_sources, serve_demo_site
 from monitor.output import format_figure
 from pipelines.tagging import Tagger
 from storage import open_db, open_readonly
@@ -30,7 +30,7 @@ def demo_config(base_url: str, db_path: Path, outbox: Path) -> Config:
 def run_demo(db_path: Path = Path("demo.db"), outbox: Path = Path("demo-outbox"), out: TextIO | None = None) -> int:
     """Serve the sample site on 127.0.0.1, crawl it into `db_path`, print the articles and their tags."""
     out = out or sys.stdout
-    with serve_demo_site() as server:
+    with _serve_on_stable_port() as server:
         config = demo_config(server.base_url, db_path, outbox)
         print(f"Serving the offline sample site at {server.base_url}", file=out)
         tagger = Tagger.load(config.taxonomy_files)
@@ -45,6 +45,17 @@ def run_demo(db_path: Path = Path("demo.db"), outbox: Path = Path("demo-outbox")
         db.close()
     print_findings(config.db_path, summary, out)
     return 0
+
+
+DEMO_PORT = 8741
+"""The demo serves here when it can, so that a second run sees the same URLs; else on any free port."""
+
+
+def _serve_on_stable_port() -> DemoServer:
+    try:
+        return serve_demo_site(port=DEMO_PORT)
+    except OSError:
+        return serve_demo_site()
 
 
 def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:

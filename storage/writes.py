@@ -16,7 +16,9 @@ _WHITESPACE = re.compile(r"\s+")
 
 MIN_CHARS_FOR_CONTENT_DEDUP = 200
 """Below this much text, equal content says little (two releases titled "Notice" with no body are not one
-story), so only the URL decides whether an article is already stored."""
+story), so only the URL decides whether an article is already stored. Feed summaries never decide either:
+distinct documents often share a boilerplate abstract (the Federal Register's "Changes in Flood Hazard
+Determinations")."""
 
 
 @contextmanager
@@ -68,7 +70,9 @@ def store_article(
     now = utc_now()
     all_urls = list(dict.fromkeys([article["url"], *urls]))
     with transaction(db):
-        digest = article["content_hash"] if len(article.get("text") or "") >= MIN_CHARS_FOR_CONTENT_DEDUP else None
+        same_story_evidence = (article.get("text_origin", "page") == "page"
+                               and len(article.get("text") or "") >= MIN_CHARS_FOR_CONTENT_DEDUP)
+        digest = article["content_hash"] if same_story_evidence else None
         existing = _existing_article(db, all_urls, digest)
         if existing is not None:
             _remember_urls(db, existing, all_urls, article.get("source"), now)

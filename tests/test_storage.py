@@ -173,3 +173,12 @@ def test_short_texts_alike_are_not_taken_for_the_same_story(db):
 def test_a_query_mixing_scripts_finds_each_spelling(searchable):
     urls = {r["url"] for r in search_articles(searchable, '"top tier" OR 톱티어')}
     assert urls == {"https://a.example/en", "https://a.example/ko"}
+
+
+def test_equal_feed_summaries_are_not_taken_for_the_same_story(db):
+    abstract = "Flood hazard determinations for communities are finalized; see the table for each community. " * 3
+    store_article(db, article("https://a.example/doc-1", "Changes in Flood Hazard Determinations", abstract,
+                              text_origin="feed_summary"), [], [])
+    _, new = store_article(db, article("https://a.example/doc-2", "Changes in Flood Hazard Determinations",
+                                       abstract, text_origin="feed_summary"), [], [])
+    assert new
