@@ -44,8 +44,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             config = config_from_dict({
-                "crawl": {"allow_private_addresses": True, "per_host_delay": 0, "per_host_concurrency": 8,
-                          "article_concurrency": 16},
+                "crawl": {"allow_private_addresses": True, "per_host_delay": 0, "per_host_concurrency": 2,
+                          "article_concurrency": 8},
                 "sources": [{"name": f"feed-{i}", "kind": "feed", "url": f"{base}/feed/{i}", "max_items": per_feed}
                             for i in range(args.feeds)],
             }, path=None, base_dir=Path(folder))
