@@ -27,7 +27,7 @@ def handle(args: argparse.Namespace) -> int:
     sources = [config.source(name) for name in args.source] if args.source else None
     tagger = Tagger.load(config.taxonomy_files)
     db = open_db(config.db_path)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     total = len(sources) if sources is not None else sum(s.enabled for s in config.sources)
     done = 0
 
