@@ -20,7 +20,6 @@ import xml.parsers.expat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 from lxml import etree
@@ -28,7 +27,7 @@ from lxml import html as lxml_html
 
 from pipelines.dates import parse_date
 from pipelines.items import Item, ParsedSource
-from pipelines.urls import is_http_url
+from pipelines.urls import is_http_url, resolve_http_url
 
 ENTITY_PROBLEM = "XML entity declarations refused"
 
@@ -202,24 +201,13 @@ def _entry_lang(entry: Mapping[str, Any], feed_lang: str | None) -> str | None:
     return None
 
 
-def _resolve_http(link: Any, base_url: str) -> str | None:
-    """`link` made absolute against `base_url`, if it is then an http(s) URL."""
-    if not isinstance(link, str) or not link.strip():
-        return None
-    try:
-        url = urljoin(base_url, link.strip())
-    except ValueError:
-        return None
-    return url if is_http_url(url) else None
-
-
 def _entry_url(entry: Mapping[str, Any], base_url: str) -> str | None:
-    url = _resolve_http(_get(entry, "link"), base_url)
+    url = resolve_http_url(_get(entry, "link"), base_url)
     if url:
         return url
     for link in _get(entry, "links") or []:
         if isinstance(link, Mapping) and link.get("rel", "alternate") == "alternate":
-            url = _resolve_http(link.get("href"), base_url)
+            url = resolve_http_url(link.get("href"), base_url)
             if url:
                 return url
     # A guid is a link only when it is already an absolute http(s) URL, never resolved.
@@ -304,7 +292,7 @@ def _json_feed_item(entry: Any, base_url: str, feed_lang: str | None) -> Item | 
         return None
     guid = _get(entry, "id")
     guid = str(guid).strip() if isinstance(guid, str | int) and str(guid).strip() else None
-    url = _resolve_http(_get(entry, "url"), base_url) or _resolve_http(_get(entry, "external_url"), base_url)
+    url = resolve_http_url(_get(entry, "url"), base_url) or resolve_http_url(_get(entry, "external_url"), base_url)
     if not url and guid and is_http_url(guid):
         url = guid
     if not url:

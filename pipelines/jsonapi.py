@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 from pipelines.dates import parse_date
 from pipelines.feeds import html_to_text, load_json, one_line
 from pipelines.items import Item, ParsedSource
-from pipelines.urls import is_http_url
+from pipelines.urls import resolve_http_url
 
 FIELDS = ("url", "title", "date", "summary", "guid", "lang")
 MISSING = object()
@@ -100,14 +99,8 @@ def _date(value: Any) -> datetime | None:
 
 
 def _item(raw: Any, spec: JsonApiSpec, base_url: str) -> Item | None:
-    link = _field(raw, spec, "url")
-    if not isinstance(link, str) or not link.strip():
-        return None
-    try:
-        url = urljoin(base_url, link.strip())
-    except ValueError:
-        return None
-    if not is_http_url(url):
+    url = resolve_http_url(_field(raw, spec, "url"), base_url)
+    if url is None:
         return None
     guid = _field(raw, spec, "guid")
     lang = _field(raw, spec, "lang")

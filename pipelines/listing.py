@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from urllib.parse import urljoin
 
 import soupsieve
 from bs4 import BeautifulSoup, Tag
@@ -22,7 +21,7 @@ from bs4 import BeautifulSoup, Tag
 from pipelines.dates import parse_date
 from pipelines.feeds import collapse_whitespace, one_line
 from pipelines.items import Item, ParsedSource
-from pipelines.urls import is_http_url
+from pipelines.urls import resolve_http_url
 
 NOTHING_MATCHED = "selectors matched nothing"
 
@@ -167,8 +166,8 @@ def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
         anchor = row.select_one(spec.link)
         value = _attr(anchor, spec.link_attr) if anchor is not None else None
         link = _build_link(value, spec, pattern) if value else None
-        url = urljoin(base_url, link.strip()) if link else None
-        if not url or not is_http_url(url) or url in seen:
+        url = resolve_http_url(link, base_url)
+        if url is None or url in seen:
             continue
         seen.add(url)
         title = _text(row.select_one(spec.title)) if spec.title else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
 
 TRACKING_PARAMS_FILE = Path(__file__).with_name("tracking_params.txt")
 
@@ -132,3 +132,14 @@ def is_http_url(url: str | None) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def resolve_http_url(link: object, base_url: str) -> str | None:
+    """`link` made absolute against `base_url`, if it is a non-empty string that then is an http(s) URL."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        url = urljoin(base_url, link.strip())
+    except ValueError:
+        return None
+    return url if is_http_url(url) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.urls import canonicalize_url, is_http_url, is_tracking_param, url_host
+from pipelines.urls import canonicalize_url, is_http_url, is_tracking_param, resolve_http_url, url_host
 
 CANONICAL_CASES = [
     # scheme and host lower-cased, path case kept
@@ -116,3 +116,19 @@ def test_url_host(url: str, host: str) -> None:
 )
 def test_is_http_url(url: str | None, ok: bool) -> None:
     assert is_http_url(url) is ok
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("/government/news/x", "https://www.gov.uk/government/news/x"),
+        ("  https://e.org/a  ", "https://e.org/a"),
+        ("javascript:void(0)", None),
+        ("mailto:press@example.org", None),
+        ("", None),
+        (None, None),
+        (123, None),
+    ],
+)
+def test_resolve_http_url(link, expected):
+    assert resolve_http_url(link, "https://www.gov.uk/search") == expected
