@@ -23,7 +23,7 @@ import sqlite_utils
 from monitor.config import Config, SourceConfig
 from pipelines.extract import extract_article
 from pipelines.feeds import parse_feed
-from pipelines.fetch import Fetcher, FetchResult, RequestRecord
+from pipelines.fetch import Fetcher, FetchResult, HostMemory, RequestRecord
 from pipelines.items import Item, ParsedSource
 from pipelines.jsonapi import parse_json_api
 from pipelines.lang import detect_language
@@ -103,23 +103,28 @@ def run_crawl(
     *,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    memory: HostMemory | None = None,
 ) -> CycleSummary:
-    """Crawl `sources` (default: every enabled source) once, now, whatever their schedule says."""
+    """Crawl `sources` (default: every enabled source) once, now, whatever their schedule says.
+
+    `memory` carries robots.txt policies and per-host timing over from earlier crawls (the daemon's).
+    """
     chosen = [s for s in config.sources if s.enabled] if sources is None else list(sources)
     # A rule alerts on articles stored after it first appeared, whoever stores them: note new rules now.
     register_rules(db, [rule.name for rule in config.alerts])
-    crawler = _Crawler(config, db, tagger, progress, stop or threading.Event())
+    crawler = _Crawler(config, db, tagger, progress, stop or threading.Event(), memory)
     return asyncio.run(crawler.run(chosen))
 
 
 class _Crawler:
     def __init__(self, config: Config, db: sqlite_utils.Database, tagger: Tagger,
-                 progress: Progress | None, stop: threading.Event) -> None:
+                 progress: Progress | None, stop: threading.Event, memory: HostMemory | None) -> None:
         self.config = config
         self.db = db
         self.tagger = tagger
         self.progress = progress
         self.stop = stop
+        self.memory = memory
         self.summary = CycleSummary()
 
     async def run(self, sources: list[SourceConfig]) -> CycleSummary:
@@ -130,7 +135,7 @@ class _Crawler:
                 "lang": source.lang, "enabled": int(source.enabled),
             })
         self.article_slots = asyncio.Semaphore(self.config.article_concurrency)
-        async with Fetcher(self.config.fetch) as fetcher:
+        async with Fetcher(self.config.fetch, memory=self.memory) as fetcher:
             self.fetcher = fetcher
             await asyncio.gather(*(self.crawl_source(source) for source in sources))
         self.summary.elapsed = time.monotonic() - started

@@ -36,6 +36,7 @@ from monitor.config import WEEKDAYS, Config, SourceConfig
 from monitor.crawl import SourceOutcome, run_crawl
 from monitor.health import backoff_interval
 from monitor.mail import Mailer
+from pipelines.fetch import HostMemory
 from pipelines.urls import url_host
 from storage import open_db
 from storage.db import to_utc_iso, utc_now
@@ -189,6 +190,8 @@ class Daemon:
         self.retry_interval = retry_interval
         self.sender = AlertSender(config, rules, mailer=mailer, now=now)
         self.sources = [s for s in config.sources if s.enabled]
+        self.host_memory = HostMemory()
+        """robots.txt and per-host timing shared by every crawl job, so a poll costs one request, not two."""
         self.scheduler: BackgroundScheduler | None = None
         self._running = 0
         self._idle = threading.Condition()
@@ -298,7 +301,8 @@ class Daemon:
             try:
                 if self._backing_off(db, source):
                     return None
-                summary = run_crawl(self.config, db, self.tagger, [source], stop=self.stop)
+                summary = run_crawl(self.config, db, self.tagger, [source], stop=self.stop,
+                                    memory=self.host_memory)
                 outcome = summary.outcomes[0] if summary.outcomes else SourceOutcome(source.name)
                 self._after_cycle(db, source, outcome)
             finally:

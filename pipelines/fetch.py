@@ -337,11 +337,29 @@ class _BodyReader:
 @dataclass
 class _HostState:
     semaphore: asyncio.Semaphore
+    key: str = ""
     next_start: float = 0.0
     in_flight: int = 0
     crawl_delay: float = 0.0
     blocked_until: float = 0.0
     blocked_reason: str = ""
+
+
+class HostMemory:
+    """What Fetchers learn about hosts that should outlive one crawl: robots.txt policies (until they
+    expire), when each host may next be asked (per_host_delay, Crawl-delay) and hosts that asked for a
+    long Retry-After.
+
+    A daemon crawls each source in its own short-lived Fetcher; sharing one HostMemory between them
+    means robots.txt is fetched once a day, not before every poll of every feed, and the delay between
+    requests to a host holds across jobs. Safe to share between threads: each entry is replaced whole.
+    """
+
+    def __init__(self) -> None:
+        self.robots: dict[str, robotstxt.RobotsPolicy] = {}
+        self.next_start: dict[str, float] = {}
+        self.blocked: dict[str, tuple[float, str]] = {}
+        """host key -> (monotonic time until which it is not asked, why)."""
 
 
 @dataclass
@@ -412,15 +430,18 @@ def _http_url(url: str | httpx.URL) -> httpx.URL | str:
 class Fetcher:
     """Fetches URLs politely (robots.txt, per-host limits) and defensively (limits, SSRF guard).
 
-    One Fetcher per crawl: its per-host limits and robots.txt cache span all its calls. Use it
-    from one event loop, as an async context manager (or call `aclose`).
+    One Fetcher per crawl: its per-host limits span all its calls. Use it from one event loop, as
+    an async context manager (or call `aclose`). What should outlive it (robots.txt, per-host timing,
+    long Retry-After blocks) lives in its `memory`, which a later Fetcher can be given.
     """
 
     def __init__(
         self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None, *,
-        resolver: Resolver | None = None,
+        resolver: Resolver | None = None, memory: HostMemory | None = None,
     ) -> None:
         self.settings = settings
+        self.memory = memory or HostMemory()
+        """robots.txt policies and per-host timing, shareable with later Fetchers."""
         self.resolver: Resolver = resolver or resolve_host
         """Name resolution for the SSRF guard (replaceable in tests)."""
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout,
@@ -433,7 +454,6 @@ class Fetcher:
         self.max_in_flight: dict[str, int] = {}
         """Largest number of requests ever in flight at once, per `host_key`."""
         self._hosts: dict[str, _HostState] = {}
-        self._robots: dict[str, robotstxt.RobotsPolicy] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self.pinned = (not settings.allow_private_addresses and transport is None
                        and self._pin_connections())
@@ -689,19 +709,17 @@ class Fetcher:
     async def _robots_policy(self, url: httpx.URL, result: FetchResult) -> robotstxt.RobotsPolicy:
         """The cached robots.txt policy of url's origin, fetched (once, even when called concurrently) if stale."""
         key = robotstxt.origin_key(url)
-        policy = self._robots.get(key)
-        if policy is not None and policy.expires > time.monotonic():
-            return policy
-        lock = self._robots_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            policy = self._robots.get(key)
-            if policy is not None and policy.expires > time.monotonic():
-                return policy
-            policy = await self._fetch_robots(url, result)
-            self._robots[key] = policy
-            delay = policy.crawl_delay(self.settings.user_agent)
-            self._host(host_key(url)).crawl_delay = min(delay or 0.0, self.settings.max_crawl_delay)
-            return policy
+        policy = self.memory.robots.get(key)
+        if policy is None or policy.expires <= time.monotonic():
+            lock = self._robots_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                policy = self.memory.robots.get(key)
+                if policy is None or policy.expires <= time.monotonic():
+                    policy = await self._fetch_robots(url, result)
+                    self.memory.robots[key] = policy
+        delay = policy.crawl_delay(self.settings.user_agent)
+        self._host(host_key(url)).crawl_delay = min(delay or 0.0, self.settings.max_crawl_delay)
+        return policy
 
     async def _fetch_robots(self, url: httpx.URL, result: FetchResult) -> robotstxt.RobotsPolicy:
         """GET robots.txt (records go into result) and turn the outcome into a policy per RFC 9309."""
@@ -738,7 +756,10 @@ class Fetcher:
     def _host(self, key: str) -> _HostState:
         state = self._hosts.get(key)
         if state is None:
-            state = self._hosts[key] = _HostState(asyncio.Semaphore(max(1, self.settings.per_host_concurrency)))
+            blocked_until, blocked_reason = self.memory.blocked.get(key, (0.0, ""))
+            state = self._hosts[key] = _HostState(asyncio.Semaphore(max(1, self.settings.per_host_concurrency)),
+                                                  key=key, next_start=self.memory.next_start.get(key, 0.0),
+                                                  blocked_until=blocked_until, blocked_reason=blocked_reason)
         return state
 
     async def _wait_turn(self, state: _HostState) -> None:
@@ -746,15 +767,16 @@ class Fetcher:
         delay = max(self.settings.per_host_delay, state.crawl_delay)
         now = time.monotonic()
         start = max(now, state.next_start)
-        state.next_start = start + delay
+        state.next_start = self.memory.next_start[state.key] = start + delay
         if start > now:
             await asyncio.sleep(start - now)
 
     def _block_host(self, url: httpx.URL, seconds: float) -> None:
-        """Stop requesting a host that asked for a long Retry-After, until that time (within this Fetcher)."""
+        """Stop requesting a host that asked for a long Retry-After, until that time (remembered in `memory`)."""
         state = self._host(host_key(url))
         state.blocked_until = max(state.blocked_until, time.monotonic() + seconds)
         state.blocked_reason = f"{url.host} asked to retry after {seconds:g} s; not requested"
+        self.memory.blocked[state.key] = (state.blocked_until, state.blocked_reason)
 
     def _backoff(self, number: int) -> float:
         """Exponential backoff with jitter before try number+1."""

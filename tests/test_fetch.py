@@ -529,3 +529,28 @@ def test_stalling_robots_txt_times_out_and_disallows_for_now() -> None:
     with HostileServer(static={"/robots.txt": Static("", delay=5)}) as hostile:
         result = fetch(hostile.url("/ok"), "html", within=3, fetch_settings=settings(timeout=0.5, max_tries=2))
         assert result.error == "Timeout" and result.retry_later and hostile.hits("/ok") == []
+
+
+def test_host_memory_carries_robots_timing_and_blocks_over_to_the_next_fetcher():
+    """The daemon gives each job a new Fetcher: robots.txt, per_host_delay and a long Retry-After must outlive it."""
+    from pipelines.fetch import HostMemory
+
+    memory = HostMemory()
+    settings = FetchSettings(allow_private_addresses=True, per_host_delay=0.5, timeout=5, backoff_base=0.01)
+    with HostileServer(robots_txt="User-agent: *\nDisallow: /private/\n") as server:
+        async def one(path: str) -> tuple[FetchResult, float]:
+            async with Fetcher(settings, memory=memory) as fetcher:
+                started = time.monotonic()
+                return await fetcher.fetch(server.url(path)), started
+
+        first, _ = asyncio.run(one("/ok"))
+        second, started = asyncio.run(one("/ok"))
+        assert first.ok and second.ok
+        assert len(server.hits("/robots.txt")) == 1, "robots.txt is fetched once, not per Fetcher"
+        gap = server.hits("/ok")[1].started - server.hits("/ok")[0].started
+        assert gap >= 0.45, f"per_host_delay held across Fetchers (gap {gap:.2f} s)"
+        assert asyncio.run(one("/private/x"))[0].error == "RobotsDisallowed"
+        assert asyncio.run(one("/429-long"))[0].retry_later
+        blocked, _ = asyncio.run(one("/ok"))
+        assert blocked.error == "HostBackoff" and blocked.retry_later
+        assert len(server.hits("/ok")) == 2, "a host that asked for a long Retry-After is not asked again"
