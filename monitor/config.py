@@ -450,7 +450,11 @@ class _Reader:
             if required:
                 raise ConfigError(f"{self.file}: {where} {key}: required")
             return None
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError:
+            raise self.fail(where, key, "an http(s) URL", value) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.fail(where, key, "an http(s) URL", value)
         return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,7 @@ from storage.alerts import register_rules
 from storage.db import to_utc_iso, utc_now
 from storage.queries import http_validators
 
+log = logging.getLogger("monitor.crawl")
 EXPECT = {"feed": "feed", "html_list": "html", "json_api": "json"}
 MAX_DEFERRALS = 3
 """Cycles an item may wait for its page after passing failures (timeouts, 5xx, a long Retry-After);
@@ -152,7 +154,10 @@ class _Crawler:
         self._record_health(source, outcome)
         self.summary.outcomes.append(outcome)
         if self.progress:
-            self.progress(outcome)
+            try:
+                self.progress(outcome)
+            except Exception:  # a display problem must not cancel the other sources
+                log.exception("progress callback failed for source %s", source.name)
 
     async def _crawl_source(self, source: SourceConfig, outcome: SourceOutcome) -> None:
         cached = http_validators(self.db.conn, source.url) or {}

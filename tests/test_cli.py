@@ -94,3 +94,18 @@ def test_extract_reads_a_saved_page(tmp_path: Path):
     data = json.loads(result.stdout)
     assert "points-based visa" in data["text"] and "Copyright" not in data["text"]
     assert_one_line_error(monitor("extract", "missing.html", cwd=tmp_path), "cannot read missing.html")
+
+
+def test_crawl_progress_prints_names_and_server_errors_literally(tmp_path: Path):
+    from tests.hostile_server import HostileServer
+
+    with HostileServer(robots_txt="") as server:
+        (tmp_path / "config.toml").write_text(
+            '[crawl]\nallow_private_addresses = true\nper_host_delay = 0\nmax_tries = 1\n'
+            f'[[sources]]\nname = "gov [/uk] [bold]"\nkind = "feed"\nurl = "{server.url("/500")}"\n',
+            encoding="utf-8")
+        result = monitor("crawl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[1/1] gov [/uk] [bold]: failed HTTPStatus" in result.stderr
+    assert "0 sources ok, 1 failed" in result.stdout

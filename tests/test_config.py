@@ -49,6 +49,8 @@ def test_db_override_wins(write_config, tmp_path: Path):
         ("[crawl]\nallow_private_addresses = 'yes'\n", "expected true or false"),
         (FEED.replace('kind = "feed"', 'kind = "podcast"'), "kind: expected one of feed, html_list, json_api"),
         (FEED.replace("https://example.org/feed.xml", "ftp://example.org/f"), "url: expected an http"),
+        (FEED.replace("https://example.org/feed.xml", "http://[bad/feed"), "url: expected an http"),
+        (FEED.replace("https://example.org/feed.xml", "http://example.org:99999/feed"), "url: expected an http"),
         (FEED + 'every = "500ms"\n', "every: expected a duration"),
         (FEED + 'every = "0s"\n', "the shortest interval is 1s"),
         (FEED + 'cron = "61 * * * *"\n', "cron:"),

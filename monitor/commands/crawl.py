@@ -7,6 +7,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.commands import load
 from monitor.crawl import CycleSummary, SourceOutcome, run_crawl
@@ -40,8 +41,9 @@ def handle(args: argparse.Namespace) -> int:
         detail = f"{outcome.new_articles} new" if outcome.ok else outcome.error
         if outcome.not_modified:
             detail = "not modified"
-        console.print(f"[{done}/{total}] {outcome.name}: {mark} {detail} ({outcome.elapsed:.1f}s)",
-                      highlight=False, markup=True)
+        # Names come from the config and errors from servers: escaped, they are never read as markup.
+        console.print(f"\\[{done}/{total}] {escape(outcome.name)}: {mark} {escape(detail)} "
+                      f"({outcome.elapsed:.1f}s)", highlight=False, markup=True)
 
     summary = run_crawl(config, db, tagger, sources, progress=show)
     db.close()
