@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -234,16 +234,27 @@ class _Crawler:
                         return None
             if self.stop.is_set():
                 return None
-            article = self._build_article(source, item, page)
-            tags = self.tagger.tag(article["text"], article["lang"])
-            mentions, figures = tag_rows(tags)
-            urls = [item.url, canonicalize_url(item.url)]
-            if page is not None:
-                urls.append(page.final_url)
-            article_id, is_new = writes.store_article(self.db, article, mentions, figures, urls)
+            try:
+                article = self._build_article(source, item, page)
+                tags = self.tagger.tag(article["text"], article["lang"])
+                mentions, figures = tag_rows(tags)
+                urls = [item.url, canonicalize_url(item.url)]
+                if page is not None:
+                    urls.append(page.final_url)
+                article_id, is_new = writes.store_article(self.db, article, mentions, figures, urls)
+            except Exception as exc:  # one poisoned item must not fail its source cycle after cycle
+                return self._item_failed(source, item, exc)
             if not is_new:
                 return None, 0, 0
             return article_id, len(mentions), len(figures)
+
+    def _item_failed(self, source: SourceConfig, item: Item, exc: Exception) -> tuple[None, int, int] | None:
+        """Record an item that could not be processed; retry it for a few cycles, then let the source move on."""
+        log.warning("item %s of source %s failed: %s: %s", item.url, source.name, type(exc).__name__, exc)
+        error = f"ItemError: {type(exc).__name__}: {exc}"[:200]
+        self._record(source.name, [RequestRecord(item.url, None, "ItemError", error, datetime.now(UTC), 0, 0.0)])
+        waited = writes.note_deferral(self.db, item.url, source.name, error)
+        return None if waited <= MAX_DEFERRALS else (None, 0, 0)
 
     def _build_article(self, source: SourceConfig, item: Item, page: FetchResult | None) -> dict[str, Any]:
         title, text, published, lang_hint = item.title, "", item.published_at, item.lang or source.lang

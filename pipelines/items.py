@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass
@@ -20,6 +23,13 @@ class Item:
     guid: str | None = None
     lang: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # JSON ("\ud800") and broken feeds can carry lone surrogates, which no UTF-8 store accepts.
+        for name in ("url", "title", "summary", "guid", "lang"):
+            value = getattr(self, name)
+            if isinstance(value, str) and _LONE_SURROGATE.search(value):
+                setattr(self, name, _LONE_SURROGATE.sub("\ufffd", value))
 
 
 @dataclass

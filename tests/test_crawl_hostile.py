@@ -6,6 +6,7 @@ and asserts a bound on the time the crawl took.
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from pathlib import Path
@@ -190,4 +191,40 @@ def test_passing_failures_wait_a_few_cycles_then_the_feed_summary_stands_in(tmp_
     origin, note = db.execute("SELECT text_origin, extraction_note FROM articles").fetchone()
     assert origin == "feed_summary" and "HTTP 500" in note
     assert db.execute("SELECT count(*) FROM deferred_items").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM http_cache WHERE url LIKE '%feed.xml'").fetchone()[0] == 1
+
+
+def test_a_poisoned_item_neither_fails_its_source_nor_blocks_the_others(tmp_path, tagger, monkeypatch):
+    """An item that cannot be processed is recorded and retried a few cycles, then passed over; a lone
+    surrogate in a title (as JSON and broken feeds carry) is stored as U+FFFD."""
+    from monitor import crawl as crawl_module
+
+    real_build = crawl_module._Crawler._build_article
+
+    def build_failing_on_item_2(self, source, item, page):
+        if item.url.endswith("/good/2"):
+            raise RuntimeError("a bug met by one item")
+        return real_build(self, source, item, page)
+
+    monkeypatch.setattr(crawl_module._Crawler, "_build_article", build_failing_on_item_2)
+    with HostileServer(robots_txt="") as server:
+        paths = [f"/good/{i}" for i in range(4)]
+        for i, path in enumerate(paths):
+            server.static[path] = Static(ARTICLE.format(title=f"Good article {i}"))
+        server.static["/feed.xml"] = Static(json.dumps({
+            "version": "https://jsonfeed.org/version/1.1", "title": "t",
+            "items": [{"id": p, "url": server.url(p), "title": f"Item {i}" + (" \ud800" if i == 1 else "")}
+                      for i, p in enumerate(paths)]}, ensure_ascii=True), "application/feed+json")
+        config = crawl_config(tmp_path, [{"name": "f", "kind": "feed", "url": server.url("/feed.xml")}])
+        from monitor.crawl import MAX_DEFERRALS
+
+        for _ in range(MAX_DEFERRALS + 1):
+            db, summary, _ = crawl(config, tagger)
+            assert summary.sources_failed == 0, summary.outcomes[0].error
+            db.close()
+    db = open_db(config.db_path)
+    titles = {row[0] for row in db.execute("SELECT title FROM articles")}
+    assert titles == {"Item 0", "Item 1 \ufffd", "Item 3"}
+    errors = db.execute("SELECT count(*) FROM fetches WHERE error = 'ItemError'").fetchone()[0]
+    assert errors == MAX_DEFERRALS + 1
     assert db.execute("SELECT count(*) FROM http_cache WHERE url LIKE '%feed.xml'").fetchone()[0] == 1
