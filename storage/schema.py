@@ -184,6 +184,11 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 6: the parse settings a cached body was read with: a source whose selectors,
+    # fields or limits changed is read again even when the server says "not modified".
+    """
+    ALTER TABLE http_cache ADD COLUMN settings TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
