@@ -50,6 +50,15 @@ FIGURES = [
     ("en", "The agency counted 19.477 applicants.", "19.477", 19477, "people", None),
     ("en", "Inflation was 19.477 percent.", "19.477 percent", 19.477, "percent", None),
     ("en", "France counted 47 681 foreign students.", "47 681", 47681, "people", None),
+    # A dot before a scale word or after a zero integer part, or with no unit outside a European
+    # context, is a decimal point (review: these read as 721, 1275 and 2,046,000,000).
+    ("en", "Japan's total fertility rate fell to 0.721 in 2023.", "0.721", 0.721, "count", 2023),
+    ("en", "The sex ratio was 1.275 at birth.", "1.275", 1.275, "count", None),
+    ("en", "About 2.046 million people were counted.", "2.046 million", 2_046_000, "people", None),
+    ("en", "Remittances reached 1.275 billion dollars.", "1.275 billion dollars", 1.275e9, "USD", None),
+    ("de", "Die Geburtenrate lag bei 0.721, es gab 2.046 Millionen Anträge.", "0.721", 0.721, "count", None),
+    ("de", "Die Geburtenrate lag bei 0.721, es gab 2.046 Millionen Anträge.", "2.046", 2.046, "count", None),
+    ("en", "The installation consists of 40.000 led lights.", "40.000", 40_000, "count", None),
     ("ko", "외국인 근로자는 3만3천 명으로 늘었다.", "3만3천 명", 33000, "people", None),
     ("ko", "예산 1억 4,986.5만 원이 배정됐다.", "1억 4,986.5만 원", 149_865_000, "KRW", None),
     ("ko", "요양보호사 만 명을 양성한다.", "만 명", 10000, "people", None),

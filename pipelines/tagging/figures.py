@@ -164,6 +164,11 @@ _EN_RANGE = re.compile(r"\s?(?:-|to|~)\s?")
 _WORD = re.compile(r"\s*([A-Za-z][A-Za-z'-]*)")
 _DECADE = re.compile(r"\s?-?\s?decades?\b", re.I)
 _EUROPEAN_NUMBER = re.compile(r"\d\.\d{3}\.\d{3}|\d\.\d{3},\d|\d,\d{1,2}\s?%")
+# Scale words after a number that make its single dot a decimal point ("2.046 Millionen", "1.275만"),
+# beyond the English ones `_EN_SCALE` reads.
+_SCALE_WORD_AFTER = re.compile(
+    r"\s?(?:(?i:mio|mrd|millionen|milliarden|milliarde|millions?|milliards?|miljoen|miljard|millones|milioni"
+    r"|miliardi|milhões|bilhões)(?![A-Za-z])|[천만억조千万億兆])")
 _CLOCK_AFTER = re.compile(r"\s?(?:a\.m\.|p\.m\.|am\b|pm\b)", re.I)
 _YEAR_TAIL = re.compile(r"-(\d{2})(?!\d)")
 _TO_AND = re.compile(r"\s+(?:to|and)\s+")
@@ -185,8 +190,12 @@ def _prev_word(prev_text: str) -> re.Match[str] | None:
     return _PREV_WORD.search(prev_text, len(u) - len(u.rsplit(None, 1)[-1]))
 
 
-def _parse_digits(num: str, european: bool, integer_unit: bool) -> float | None:
-    """Value of a digit string with , . or space separators; None if it is not one number (e.g. 1.2.3)."""
+def _parse_digits(num: str, european: bool, integer_unit: bool, scaled: bool = False) -> float | None:
+    """Value of a digit string with , . or space separators; None if it is not one number (e.g. 1.2.3).
+
+    `integer_unit`: the number counts people, so "19.477" is 19477; `scaled`: a scale word follows
+    ("2.046 million"), so a single dot is always a decimal point.
+    """
     num = num.replace(" ", "")
     if "," in num and "." in num:
         if num.rfind(",") > num.rfind("."):  # 1.234,5 (European)
@@ -208,10 +217,16 @@ def _parse_digits(num: str, european: bool, integer_unit: bool) -> float | None:
         return None
     if "." in num:
         head, tail = num.split(".")
-        # 19.477 is 19477 in a European text or when counting people, 19.477 otherwise.
-        if len(tail) == 3 and 1 <= len(head) <= 3 and (european or integer_unit):
+        # 19.477 is 19477 in a European text or when counting people, 19.477 otherwise; never with a
+        # scale word after it (2.046 million) or a zero integer part (a rate: 0.721).
+        if len(tail) == 3 and 1 <= len(head) <= 3 and head[0] != "0" and not scaled and (european or integer_unit):
             return _float(head + tail)
     return _float(num)
+
+
+def _scaled(value: float, factor: float) -> float:
+    """`value` times a scale factor, without binary noise (2.046 million is 2046000, not 2045999.9999999998)."""
+    return round(value * factor, 6) if factor != 1 else value
 
 
 def _float(s: str) -> float | None:
@@ -369,12 +384,13 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
                             pos = m2.end()
                             continue
                         if m2.group("num")[0].isdigit():
-                            value_max = _parse_digits(m2.group("num"), european, False)
+                            value_max = _parse_digits(m2.group("num"), european, False,
+                                                      scaled=bool(m2.group("scale") or scale))
                         else:
                             value_max = _word_value(m2.group("num"))
                         if value_max is not None:
                             s2 = (m2.group("scale") or scale or "").strip().lower()
-                            value_max *= SCALES.get(s2, 1)
+                            value_max = _scaled(value_max, SCALES.get(s2, 1))
                             if pre:
                                 uend = max(m2.end(), e3 if k3 == "cur" else m2.end())
                             else:
@@ -388,7 +404,9 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             continue
         people = unit is None and _people_after(text, uend if value_max else end)
         if value is None:
-            value = _parse_digits(num, european, integer_unit=people or unit is None)
+            # Nobody writes a bare decimal as "40.000", so three zeros with no unit are a thousands group.
+            value = _parse_digits(num, european, integer_unit=people or (unit is None and num.endswith(".000")),
+                                  scaled=bool(scale) or bool(_SCALE_WORD_AFTER.match(text, end)))
             if value is None:
                 continue
         if scale and scale in ("m", "k", "b") and not pre and not people and ukind is None:
@@ -419,7 +437,7 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
         if prev_word == "top" and ukind is None:
             continue
         if scale:
-            value *= SCALES.get(scale.strip().lower(), 1)
+            value = _scaled(value, SCALES.get(scale.strip().lower(), 1))
             if value_max is not None and not re.search(r"[a-z]", text[m.end("num"):m.end()], re.I):
                 pass
         if m.group("hundred"):
