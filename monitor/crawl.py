@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlite_utils
@@ -28,7 +28,7 @@ from pipelines.fetch import Fetcher, FetchResult, HostMemory, RequestRecord
 from pipelines.items import Item, ParsedSource
 from pipelines.jsonapi import parse_json_api
 from pipelines.lang import detect_language
-from pipelines.listing import parse_listing
+from pipelines.listing import NOTHING_MATCHED, parse_listing
 from pipelines.tagging import Tagger, TagResult
 from pipelines.urls import canonicalize_url
 from storage import writes
@@ -38,6 +38,11 @@ from storage.queries import http_validators
 
 log = logging.getLogger("monitor.crawl")
 EXPECT = {"feed": "feed", "html_list": "html", "json_api": "json"}
+STALE_VALIDATOR_LIMIT = 3
+"""200 answers with an unchanged body, despite validators sent, after which the validators are not sent."""
+MAX_VALIDATOR_AGE = timedelta(days=1)
+"""At least this often a source is fetched without validators."""
+BROKEN_BOARD = "the board's selectors matched nothing (site redesign?)"
 MAX_DEFERRALS = 3
 """Cycles an item may wait for its page after passing failures (timeouts, 5xx, a long Retry-After);
 after that it is stored with the feed's summary, and the row says why."""
@@ -160,30 +165,37 @@ class _Crawler:
                 log.exception("progress callback failed for source %s", source.name)
 
     async def _crawl_source(self, source: SourceConfig, outcome: SourceOutcome) -> None:
+        settings = _settings_fingerprint(source)
         cached = http_validators(self.db.conn, source.url) or {}
+        trusted = _validators_trusted(cached, settings)
         result = await self.fetcher.fetch(
-            source.url, expect=EXPECT[source.kind], etag=cached.get("etag"),
-            last_modified=cached.get("last_modified"),
+            source.url, expect=EXPECT[source.kind], etag=cached.get("etag") if trusted else None,
+            last_modified=cached.get("last_modified") if trusted else None,
         )
-        self._record(source.name, result.records)
         if result.not_modified:
+            self._record(source.name, result.records)
             outcome.not_modified = True
             return
         if result.error:
+            self._record(source.name, result.records)
             outcome.ok, outcome.error = False, f"{result.error}: {result.message}".strip(": ")
             return
         body_hash = hashlib.sha256(result.content).hexdigest()
-        unchanged = cached.get("content_hash") == body_hash
-        # A 200 with the same body means the server's validators saved nothing; count it.
-        unchanged_200s = (cached.get("unchanged_200s") or 0) + 1 if unchanged else 0
-        if unchanged:
-            self._save_validators(source.url, result, body_hash, unchanged_200s)
+        if cached.get("settings") == settings and cached.get("content_hash") == body_hash:
+            # A 200 with the same body: the server's validators saved nothing. Counted, so that
+            # validators that keep failing stop being trusted; the content hash saves the parse.
+            self._record(source.name, result.records)
+            self._save_validators(source.url, result, body_hash, (cached.get("unchanged_200s") or 0) + 1, settings)
             return
         parsed = self._parse(source, result)
         if parsed.problem and not parsed.items:
+            # The request itself is recorded once, with the reason it gave nothing.
+            last = result.records[-1]
+            last.error, last.message = "ParseError", parsed.problem[:200]
+            self._record(source.name, result.records)
             outcome.ok, outcome.error = False, f"ParseError: {parsed.problem}"
-            self._record(source.name, [_problem_record(result, "ParseError", parsed.problem)])
             return
+        self._record(source.name, result.records)
         items = self._new_items(parsed.items[: source.max_items])
         outcome.items_seen = len(parsed.items)
         stored = await _map_bounded(lambda item: self._store_item(source, item), items,
@@ -199,7 +211,7 @@ class _Crawler:
         # Validators are saved only once every entry is stored, so a crash or a
         # deferred item never makes the next cycle skip entries.
         if not outcome.deferred and not self.stop.is_set():
-            self._save_validators(source.url, result, body_hash, 0)
+            self._save_validators(source.url, result, body_hash, 0, settings)
 
     def _parse(self, source: SourceConfig, result: FetchResult) -> ParsedSource:
         base = result.final_url
@@ -297,26 +309,22 @@ class _Crawler:
             {**r.__dict__, "fetched_at": to_utc_iso(r.fetched_at)} for r in records
         ])
 
-    def _save_validators(self, url: str, result: FetchResult, body_hash: str, unchanged_200s: int) -> None:
+    def _save_validators(self, url: str, result: FetchResult, body_hash: str, unchanged_200s: int,
+                         settings: str) -> None:
         writes.save_validators(self.db, url, etag=result.etag, last_modified=result.last_modified,
-                               content_hash=body_hash, unchanged_200s=unchanged_200s)
+                               content_hash=body_hash, unchanged_200s=unchanged_200s, settings=settings)
 
     def _record_health(self, source: SourceConfig, outcome: SourceOutcome) -> None:
         now = utc_now()
         if outcome.ok:
-            fields: dict[str, Any] = {"consecutive_failures": 0, "last_success_at": now, "last_attempt_at": now}
+            fields: dict[str, Any] = {"consecutive_failures": 0, "last_success_at": now, "last_attempt_at": now,
+                                      "broken": 0, "broken_reason": None}
             if outcome.new_articles:
                 fields["last_new_item_at"] = now
-            if not outcome.error:
-                fields.update(broken=0, broken_reason=None)
-        else:
-            row = self.db.execute("SELECT consecutive_failures FROM sources WHERE name = ?",
-                                  [source.name]).fetchone()
-            fields = {"consecutive_failures": (row[0] if row else 0) + 1, "last_error": outcome.error,
-                      "last_error_at": now, "last_attempt_at": now}
-            if "selectors matched nothing" in outcome.error:
-                fields.update(broken=1, broken_reason="the board's selectors matched nothing (site redesign?)")
-        writes.update_source_health(self.db, source.name, **fields)
+            writes.update_source_health(self.db, source.name, **fields)
+            return
+        broken = BROKEN_BOARD if NOTHING_MATCHED in outcome.error else None
+        writes.record_source_failure(self.db, source.name, outcome.error, now, broken_reason=broken)
 
 
 async def _map_bounded(
@@ -363,6 +371,20 @@ def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     return mentions, figures
 
 
-def _problem_record(result: FetchResult, error: str, message: str) -> RequestRecord:
-    return RequestRecord(result.final_url, result.status, error, message[:200], datetime.now().astimezone(),
-                         len(result.content), 0.0)
+def _settings_fingerprint(source: SourceConfig) -> str:
+    """A short hash of how a source's document is read: when it changes, the cached body is read again."""
+    settings = (source.kind, source.listing, source.json_api, source.base_url, source.max_items,
+                source.fetch_articles)
+    return hashlib.sha256(repr(settings).encode("utf-8")).hexdigest()[:16]
+
+
+def _validators_trusted(cached: dict[str, Any], settings: str) -> bool:
+    """Whether to send a URL's stored ETag / Last-Modified: not if the source is now read differently, nor
+    once they kept failing to save work, nor when the last full answer is older than MAX_VALIDATOR_AGE
+    (a server's 304 may be stale: a full GET now and then catches what it hides)."""
+    if cached.get("settings") != settings or (cached.get("unchanged_200s") or 0) >= STALE_VALIDATOR_LIMIT:
+        return False
+    updated = cached.get("updated_at")
+    if not updated:
+        return False
+    return datetime.now(UTC) - datetime.fromisoformat(updated) < MAX_VALIDATOR_AGE

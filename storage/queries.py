@@ -209,13 +209,10 @@ def article_tags(conn: sqlite3.Connection, article_id: int) -> dict[str, list[di
 
 
 def http_validators(conn: sqlite3.Connection, url: str) -> dict[str, Any] | None:
-    """The stored ETag, Last-Modified, body hash and unchanged-200 count for `url`, if any."""
-    row = conn.execute(
-        "SELECT etag, last_modified, content_hash, unchanged_200s FROM http_cache WHERE url = ?", [url]
-    ).fetchone()
-    if row is None:
-        return None
-    return dict(zip(("etag", "last_modified", "content_hash", "unchanged_200s"), row, strict=True))
+    """The stored ETag, Last-Modified, body hash, unchanged-200 count, settings and time for `url`, if any."""
+    columns = ("etag", "last_modified", "content_hash", "unchanged_200s", "settings", "updated_at")
+    row = conn.execute(f"SELECT {', '.join(columns)} FROM http_cache WHERE url = ?", [url]).fetchone()
+    return None if row is None else dict(zip(columns, row, strict=True))
 
 
 def iter_articles_for_tagging(conn: sqlite3.Connection, batch: int = 200) -> Iterator[tuple[int, str, str | None]]:

@@ -181,15 +181,17 @@ def save_validators(
     last_modified: str | None,
     content_hash: str | None,
     unchanged_200s: int,
+    settings: str | None = None,
 ) -> None:
-    """Remember a URL's HTTP validators and body hash for the next conditional GET."""
+    """Remember a URL's HTTP validators, body hash and the settings it was read with, for the next GET."""
     with transaction(db):
         db.execute(
-            "INSERT INTO http_cache (url, etag, last_modified, content_hash, unchanged_200s, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET etag = excluded.etag,"
+            "INSERT INTO http_cache (url, etag, last_modified, content_hash, unchanged_200s, settings, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(url) DO UPDATE SET etag = excluded.etag,"
             " last_modified = excluded.last_modified, content_hash = excluded.content_hash,"
-            " unchanged_200s = excluded.unchanged_200s, updated_at = excluded.updated_at",
-            [url, etag, last_modified, content_hash, unchanged_200s, utc_now()],
+            " unchanged_200s = excluded.unchanged_200s, settings = excluded.settings,"
+            " updated_at = excluded.updated_at",
+            [url, etag, last_modified, content_hash, unchanged_200s, settings, utc_now()],
         )
 
 
@@ -203,6 +205,19 @@ def upsert_source(db: sqlite_utils.Database, source: dict[str, Any]) -> None:
             f"INSERT INTO sources ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})"
             f" ON CONFLICT(name) DO UPDATE SET {updates}",
             values,
+        )
+
+
+def record_source_failure(
+    db: sqlite_utils.Database, name: str, error: str, now: str, *, broken_reason: str | None = None
+) -> None:
+    """Count one more failed cycle of source `name` (atomically: a daemon and a CLI crawl may overlap)."""
+    with transaction(db):
+        db.execute(
+            "UPDATE sources SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
+            " last_error_at = ?, last_attempt_at = ?, broken = CASE WHEN ? IS NULL THEN broken ELSE 1 END,"
+            " broken_reason = coalesce(?, broken_reason) WHERE name = ?",
+            [error, now, now, broken_reason, broken_reason, name],
         )
 
 

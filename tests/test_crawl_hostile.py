@@ -228,3 +228,53 @@ def test_a_poisoned_item_neither_fails_its_source_nor_blocks_the_others(tmp_path
     errors = db.execute("SELECT count(*) FROM fetches WHERE error = 'ItemError'").fetchone()[0]
     assert errors == MAX_DEFERRALS + 1
     assert db.execute("SELECT count(*) FROM http_cache WHERE url LIKE '%feed.xml'").fetchone()[0] == 1
+
+
+def _conditional_requests(server: HostileServer, path: str) -> list[bool]:
+    return [any(k.lower() in ("if-none-match", "if-modified-since") for k in seen.headers)
+            for seen in server.hits(path)]
+
+
+def test_changed_source_settings_read_an_unchanged_feed_again(tmp_path, tagger):
+    with HostileServer(robots_txt="") as server:
+        server.static["/feed.xml"] = Static(rss(server, [f"/ok?n={i}" for i in range(5)]), "application/rss+xml")
+        source = {"name": "f", "kind": "feed", "url": server.url("/feed.xml"), "max_items": 2}
+        db, first, _ = crawl(crawl_config(tmp_path, [source]), tagger)
+        db.close()
+        db, second, _ = crawl(crawl_config(tmp_path, [{**source, "max_items": 5}]), tagger)
+        assert _conditional_requests(server, "/feed.xml") == [False, False]
+    assert (len(first.new_article_ids), len(second.new_article_ids)) == (2, 3)
+
+
+def test_validators_that_keep_failing_or_grow_old_are_not_sent(tmp_path, tagger):
+    from monitor.crawl import STALE_VALIDATOR_LIMIT
+
+    with HostileServer(robots_txt="") as server:
+        server.static["/feed.xml"] = Static(rss(server, ["/ok"]), "application/rss+xml", validators="unstable")
+        config = crawl_config(tmp_path, [{"name": "f", "kind": "feed", "url": server.url("/feed.xml")}])
+        for _ in range(STALE_VALIDATOR_LIMIT + 2):
+            db, _, _ = crawl(config, tagger)
+            db.close()
+        sent = _conditional_requests(server, "/feed.xml")
+        assert sent == [False] + [True] * STALE_VALIDATOR_LIMIT + [False]
+        server.static["/stable.xml"] = Static(rss(server, ["/ok"]), "application/rss+xml")
+        stable = crawl_config(tmp_path, [{"name": "s", "kind": "feed", "url": server.url("/stable.xml")}])
+        db, _, _ = crawl(stable, tagger)
+        db.execute("BEGIN")
+        db.execute("UPDATE http_cache SET updated_at = '2000-01-01T00:00:00+00:00' WHERE url LIKE '%stable.xml'")
+        db.execute("COMMIT")
+        db.close()
+        db, _, _ = crawl(stable, tagger)
+        db.close()
+        db, _, _ = crawl(stable, tagger)
+        assert _conditional_requests(server, "/stable.xml") == [False, False, True]
+
+
+def test_a_feed_that_parses_to_nothing_is_one_recorded_request(tmp_path, tagger):
+    with HostileServer(robots_txt="") as server:
+        server.static["/feed.xml"] = Static("<html><body>We moved our feed.</body></html>", "application/rss+xml")
+        config = crawl_config(tmp_path, [{"name": "f", "kind": "feed", "url": server.url("/feed.xml")}])
+        db, summary, _ = crawl(config, tagger)
+    assert summary.outcomes[0].error.startswith("ParseError")
+    assert db.execute("SELECT status, error FROM fetches WHERE url LIKE '%feed.xml'").fetchall() == [
+        (200, "ParseError")]
