@@ -31,8 +31,10 @@ from trafilatura.metadata import extract_metadata
 from trafilatura.settings import set_date_params
 from trafilatura.utils import load_html
 
+from pipelines.charset import decode_body
 from pipelines.dates import parse_date
 from pipelines.lang import detect_language
+from pipelines.text import single_line
 
 LOGGER = logging.getLogger(__name__)
 
@@ -145,7 +147,8 @@ def extract_article(html: str, url: str | None = None, *, metadata: bool = True)
 def _parse(html: str | bytes) -> HtmlElement | None:
     """Parse the page once; None when it is not HTML at all."""
     if isinstance(html, bytes):
-        html = html.decode("utf-8", "replace")
+        # a saved page: its BOM, <meta charset> or XML declaration says how to read it
+        html = decode_body(html)[0]
     if not isinstance(html, str) or not html.strip():
         return None
     if len(html) > MAX_HTML_CHARS:
@@ -223,5 +226,4 @@ def _clean(value: str | None) -> str | None:
     """Collapse whitespace; None for empty strings."""
     if not value:
         return None
-    value = " ".join(value.split())
-    return value or None
+    return single_line(value) or None

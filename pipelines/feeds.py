@@ -13,7 +13,6 @@ no feed we watch needs one.
 from __future__ import annotations
 
 import io
-import json
 import re
 import time
 import xml.parsers.expat
@@ -22,57 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
-from lxml import etree
-from lxml import html as lxml_html
 
 from pipelines.dates import parse_date
 from pipelines.items import Item, ParsedSource
+from pipelines.text import collapse_whitespace, html_to_text, load_json, one_line
 from pipelines.urls import is_http_url, resolve_http_url
 
 ENTITY_PROBLEM = "XML entity declarations refused"
 
-_BLOCK_TAGS = frozenset(
-    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 header hr "
-    "li main nav ol p pre section table tbody td tfoot th thead tr ul".split()
-)
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_MAX_PROBLEM_CHARS = 300
-
-
-# -- text helpers ---------------------------------------------------------------------------------
-
-
-def collapse_whitespace(text: str) -> str:
-    """Collapse runs of spaces within lines and drop blank lines (paragraphs become single lines)."""
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-def html_to_text(html: str | None) -> str | None:
-    """Plain text of an HTML fragment: tags, comments, scripts and styles removed, entities
-    decoded, block elements on their own lines. None for empty input or empty result."""
-    if not html:
-        return None
-    if "<" not in html and "&" not in html:
-        return collapse_whitespace(html) or None
-    try:
-        root = lxml_html.fragment_fromstring(_CONTROL_CHARS.sub("", html), create_parent="div")
-    except (ValueError, etree.LxmlError):
-        return collapse_whitespace(html) or None
-    etree.strip_elements(root, "script", "style", etree.Comment, etree.ProcessingInstruction, with_tail=False)
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.tag.lower() in _BLOCK_TAGS:
-            # Separate block elements so "<p>a</p><p>b</p>" does not become "ab".
-            element.tail = "\n" + (element.tail or "")
-            element.text = "\n" + (element.text or "")
-    return collapse_whitespace(root.text_content()) or None
-
-
-def one_line(message: object) -> str:
-    """A problem message on one line, bounded in length."""
-    text = " ".join(str(message).split())
-    return text if len(text) <= _MAX_PROBLEM_CHARS else text[: _MAX_PROBLEM_CHARS - 1] + "…"
 
 
 # -- XML attack guard -----------------------------------------------------------------------------
@@ -275,16 +232,6 @@ def _looks_like_json(content: bytes, content_type: str | None) -> bool:
     if head.startswith(b"{"):
         return True
     return not head.startswith(b"<") and bool(content_type and "json" in content_type.lower())
-
-
-def load_json(content: bytes | str) -> Any:
-    """json.loads that tolerates a BOM and invalid UTF-8 (replacement characters)."""
-    if isinstance(content, bytes):
-        try:
-            return json.loads(content)
-        except UnicodeDecodeError:
-            content = content.decode("utf-8", errors="replace")
-    return json.loads(content.lstrip("\ufeff"))
 
 
 def _json_feed_item(entry: Any, base_url: str, feed_lang: str | None) -> Item | None:

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.dates import parse_date
-from pipelines.feeds import html_to_text, load_json, one_line
 from pipelines.items import Item, ParsedSource
+from pipelines.text import html_to_text, load_json, one_line
 from pipelines.urls import resolve_http_url
 
 FIELDS = ("url", "title", "date", "summary", "guid", "lang")

@@ -19,8 +19,8 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from pipelines.dates import parse_date
-from pipelines.feeds import collapse_whitespace, one_line
 from pipelines.items import Item, ParsedSource
+from pipelines.text import one_line, single_line
 from pipelines.urls import resolve_http_url
 
 NOTHING_MATCHED = "selectors matched nothing"
@@ -107,7 +107,7 @@ def validate_listing_spec(spec: ListingSpec) -> str | None:
 def _text(element: Tag | None) -> str | None:
     if element is None:
         return None
-    return collapse_whitespace(element.get_text(" ")).replace("\n", " ") or None
+    return single_line(element.get_text(" ")) or None
 
 
 def _attr(element: Tag, name: str) -> str | None:

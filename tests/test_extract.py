@@ -133,6 +133,23 @@ def test_lone_surrogates_do_not_drop_the_paragraph():
     assert "Visa fees rise from April" in page.text
 
 
+@pytest.mark.parametrize("codec", ["shift_jis", "euc-jp"])
+def test_saved_bytes_are_decoded_by_their_declared_charset(codec):
+    # `monitor extract FILE` hands bytes over: the page's <meta charset> says how to read them
+    page = (FIXTURES / "ja_press_release.html").read_text(encoding="utf-8")
+    page = page.replace("<head>", f'<head><meta charset="{codec}">', 1)
+    assert f'<meta charset="{codec}">' in page
+    result = extract_article(page.encode(codec, errors="ignore"), "https://example.org/ja")
+    assert result.title == "高度専門職の認定件数について"
+    assert "2023年末には累計で46,946件" in result.text
+    assert result.lang == "ja"
+
+
+def test_titles_are_one_line():
+    html = "<html><head><title>Skilled Worker\n   visa\tupdate</title></head><body><p>x</p></body></html>"
+    assert extract_article(html, metadata=False).title == "Skilled Worker visa update"
+
+
 def test_huge_flat_page_is_dumped_not_analysed():
     rows = "".join(f"<tr><td>{i}</td></tr>" for i in range(MAX_ELEMENTS // 2 + 1))
     page = extract_article(f"<html><head><title>Log</title></head><body><table>{rows}</table></body></html>")

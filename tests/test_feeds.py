@@ -11,8 +11,9 @@ from urllib.parse import urljoin
 
 import pytest
 
-from pipelines.feeds import ENTITY_PROBLEM, collapse_whitespace, declares_entities, html_to_text, parse_feed
+from pipelines.feeds import ENTITY_PROBLEM, declares_entities, parse_feed
 from pipelines.items import ParsedSource
+from pipelines.text import collapse_whitespace, html_to_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
