@@ -1,19 +1,17 @@
 """`monitor run`: the scheduled daemon. One APScheduler job per source, alert delivery, digests, back-off.
 
-    lock = acquire_lock(config.db_path)       # DaemonLocked if another daemon runs on that database
+    lock = acquire_lock(config.db_path)       # monitor.lock: DaemonLocked if another daemon runs on it
     daemon = Daemon(config, tagger, rules)
     daemon.start()                            # jobs scheduled in a BackgroundScheduler
     daemon.wait()                             # until daemon.stop is set (SIGTERM / SIGINT)
     daemon.shutdown()                         # scheduler stopped, running jobs given a few seconds
 
-The lock is an `fcntl.flock` on `<database>.lock`, which holds the PID: the
-operating system releases it when the process dies, so a killed daemon's
-file never blocks a restart.
+The lock lives in `monitor.lock` (re-exported here): `monitor alerts send` takes
+it too, without loading APScheduler.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -21,9 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -35,6 +31,7 @@ from monitor.alerts import AlertSender, CompiledRule
 from monitor.config import WEEKDAYS, Config, SourceConfig
 from monitor.crawl import SourceOutcome, run_crawl
 from monitor.health import backoff_interval
+from monitor.lock import DaemonLock, DaemonLocked, acquire_lock, lock_path
 from monitor.mail import Mailer
 from pipelines.fetch import HostMemory
 from pipelines.urls import url_host
@@ -44,73 +41,12 @@ from storage.writes import update_source_health
 
 log = logging.getLogger("monitor.daemon")
 
+__all__ = ["Daemon", "DaemonLock", "DaemonLocked", "JsonFormatter", "acquire_lock", "lock_path", "setup_logging"]
+
 RETRY_INTERVAL = 30.0
 """Seconds between sweeps that retry failed deliveries and send digests that are due."""
 SHUTDOWN_GRACE = 8.0
 """Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
-
-
-# ---------------------------------------------------------------- one daemon per database
-
-
-class DaemonLocked(Exception):
-    """Another process holds the database's daemon lock."""
-
-    def __init__(self, path: Path, pid: str, holder: str = "monitor run") -> None:
-        super().__init__(f"another '{holder}' holds the lock {path} (PID {pid or 'unknown'});"
-                         " one daemon per database: stop it first")
-        self.path = path
-        self.pid = pid
-
-
-@dataclass
-class DaemonLock:
-    path: Path
-    fd: int
-
-    def release(self) -> None:
-        """Empty the file and release the lock (the file stays: removing it could race a starting daemon)."""
-        try:
-            os.ftruncate(self.fd, 0)
-        except OSError:
-            pass
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
-def lock_path(db_path: Path) -> Path:
-    """The lock file beside the database actually used: `<database>.lock`."""
-    db_path = Path(db_path).resolve()
-    return db_path.with_name(db_path.name + ".lock")
-
-
-def acquire_lock(db_path: Path, holder: str = "monitor run") -> DaemonLock:
-    """Take the daemon lock of `db_path` without waiting; write our PID and `holder` in it. DaemonLocked if held."""
-    path = lock_path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pid, other = _read_holder(fd)
-        os.close(fd)
-        raise DaemonLocked(path, pid, other or "monitor run") from None
-    except OSError:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n{holder}\n".encode(), 0)
-    return DaemonLock(path, fd)
-
-
-def _read_holder(fd: int) -> tuple[str, str]:
-    """(PID, command) written by the lock's holder; it writes them just after locking: give it a moment."""
-    for _ in range(20):
-        lines = os.pread(fd, 256, 0).decode("utf-8", "replace").splitlines()
-        if lines and lines[0].strip():
-            return lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
-        time.sleep(0.05)
-    return "", ""
 
 
 # ---------------------------------------------------------------- logging

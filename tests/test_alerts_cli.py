@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from monitor.config import load_config
-from monitor.daemon import acquire_lock
+from monitor.lock import acquire_lock
 from storage import open_db
 from tests.conftest import ROOT
 from tests.test_alerts_fixtures import add_article, maildir_messages, plain_part
@@ -109,3 +109,16 @@ def test_send_is_refused_while_a_daemon_holds_the_database(tmp_path):
         assert monitor("alerts", "send", "--dry-run", cwd=tmp_path).returncode == 0
     finally:
         lock.release()
+
+
+def test_send_takes_the_lock_without_loading_the_scheduler(tmp_path):
+    _setup(tmp_path)
+    code = ("import sys; from monitor.cli import main; code = main(sys.argv[1:]);"
+            "print('apscheduler loaded' if any(m.startswith('apscheduler') for m in sys.modules) else 'light');"
+            "sys.exit(code)")
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_CONFIG"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-c", code, "--config", str(tmp_path / "config.toml"), "alerts", "send"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "light"

@@ -77,7 +77,7 @@ def handle_preview(args: argparse.Namespace) -> int:
 
 def handle_send(args: argparse.Namespace) -> int:
     from monitor.alerts import AlertSender
-    from monitor.daemon import DaemonLocked, acquire_lock
+    from monitor.lock import DaemonLocked, acquire_lock
 
     config = load(args)
     rules = _compiled(config)

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon, DaemonLocked, acquire_lock, setup_logging
+    from monitor.daemon import Daemon, setup_logging
+    from monitor.lock import DaemonLocked, acquire_lock
 
     config = load(args)
     setup_logging(args.log_format)
