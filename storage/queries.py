@@ -63,12 +63,41 @@ def fts_match_clause(query: str) -> tuple[str, list[Any]]:
     words = "a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)"
     if not _CJK.search(query):
         return words, [query]
-    terms = _query_terms(query)
-    if all(len(t) >= 3 for t in terms):
+    if all(len(term.rstrip("*")) >= 3 for term in _query_terms(query)):
         trigrams = "a.id IN (SELECT rowid FROM articles_fts_cjk WHERE articles_fts_cjk MATCH ?)"
         return f"({words} OR {trigrams})", [query, query]
-    clauses = " AND ".join("(coalesce(a.title, '') || ' ' || a.text) LIKE ?" for _ in terms)
-    return f"({clauses})", [f"%{t}%" for t in terms]
+    return _substring_condition(query)
+
+
+_HAYSTACK = "(coalesce(a.title, '') || ' ' || a.text) LIKE ? ESCAPE '\\'"
+
+
+def _substring_condition(query: str) -> tuple[str, list[Any]]:
+    """SQL for a query with one- or two-character CJK terms, which no index can find: a substring scan
+    that keeps FTS5's meaning of AND (also implicit), OR and NOT (NOT binds tightest, then AND, then OR)."""
+    if any(mark in query for mark in "()*^") or re.search(r"\bNEAR\b", query):
+        raise QueryError("Japanese and Korean terms of one or two characters combine with AND, OR and NOT "
+                         "only; use terms of three or more characters for NEAR, prefixes and parentheses")
+    groups: list[list[tuple[bool, str]]] = [[]]
+    negate = False
+    for token in _QUERY_TERM.findall(query):
+        word = token.upper()
+        if word == "OR":
+            groups.append([])
+        elif word == "NOT":
+            if not groups[-1]:
+                raise QueryError(f"invalid search query {query!r}: NOT needs a term before it")
+            negate = True
+        elif word != "AND":
+            term = token.strip('"').replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            groups[-1].append((negate, f"%{term}%"))
+            negate = False
+    if negate or not all(groups):
+        raise QueryError(f"invalid search query {query!r}: an operator without a term")
+    sql = " OR ".join(
+        "(" + " AND ".join(("NOT " if negated else "") + _HAYSTACK for negated, _ in group) + ")" for group in groups
+    )
+    return f"({sql})", [pattern for group in groups for _, pattern in group]
 
 
 def _query_terms(query: str) -> list[str]:
@@ -77,7 +106,11 @@ def _query_terms(query: str) -> list[str]:
 
 
 def validate_fts_query(query: str) -> str | None:
-    """Return SQLite's complaint about an FTS5 query, or None when it parses."""
+    """Return why an FTS5 query cannot be run (SQLite's complaint, or ours), or None when it can."""
+    try:
+        fts_match_clause(query)
+    except QueryError as exc:
+        return str(exc)
     conn = sqlite3.connect(":memory:")
     try:
         conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")

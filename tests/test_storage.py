@@ -182,3 +182,24 @@ def test_equal_feed_summaries_are_not_taken_for_the_same_story(db):
     _, new = store_article(db, article("https://a.example/doc-2", "Changes in Flood Hazard Determinations",
                                        abstract, text_origin="feed_summary"), [], [])
     assert new
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("비자", {"https://a.example/ko"}),
+        ("비자 NOT 도입", set()),
+        ("비자 OR 件数", {"https://a.example/ko", "https://a.example/ja"}),
+        ("件数 AND 비자", set()),
+        ("専門 NOT 비자", {"https://a.example/ja"}),
+    ],
+)
+def test_short_cjk_terms_keep_and_or_not(searchable, query, expected):
+    assert {r["url"] for r in search_articles(searchable, query)} == expected
+
+
+@pytest.mark.parametrize("query", ["(비자)", "비자*", "NEAR(비자 도입)", "NOT 비자", "비자 OR"])
+def test_short_cjk_terms_with_other_operators_are_a_clear_error(searchable, query):
+    assert validate_fts_query(query) is not None
+    with pytest.raises(QueryError):
+        search_articles(searchable, query)
