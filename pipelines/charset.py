@@ -16,8 +16,11 @@ The chain, first hit wins:
 
 Labels are mapped as browsers map them (WHATWG Encoding Standard): ISO-8859-1, Latin-1 and
 US-ASCII decode as Windows-1252; EUC-KR as CP949; GB2312 and GBK as GB18030; Shift_JIS as
-CP932 (Windows-31J, its superset). Decoding always uses replacement characters, so invalid
-bytes never raise.
+CP932 (Windows-31J, its superset); EUC-JP that isn't plain EUC-JP (NEC special characters
+such as ①) is read as EUC-JIS-2004, which has them. Only text encodings count: a label naming
+a bytes-to-bytes codec (base64, hex, rot13, zlib) or one that can't decode pages (idna,
+punycode, undefined, UTF-7) is ignored, so the chain goes on to the next step. Decoding always
+uses replacement characters, so invalid bytes never raise.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ _CODEC_OVERRIDES = {
     "shift_jis": "cp932", "iso8859-9": "cp1254", "tis-620": "cp874",
 }
 
+# Codecs Python calls text encodings that no page is really in: they raise on any input
+# (undefined), encode host names (idna, punycode), interpret escapes, or are the UTF-7 of old
+# XSS tricks, which the WHATWG Encoding Standard doesn't know either.
+_NOT_PAGE_CODECS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                              "utf-7", "charmap"})
+# Decoded with the wider codec when strict decoding with the narrower one fails.
+_WIDER_ON_FAILURE = {"euc_jp": "euc_jis_2004"}
+
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM is its prefix
@@ -63,17 +74,19 @@ _DETECT_BYTES = 1_000_000
 
 
 def normalize_charset(label: str | None) -> str | None:
-    """Map an encoding label from a header or document to a Python codec name, or None if unknown."""
+    """Map an encoding label from a header or document to a Python text codec name, or None if unknown."""
     if not label:
         return None
     label = label.strip().strip("\"'").lower()
     if label in _LABEL_OVERRIDES:
         return _LABEL_OVERRIDES[label]
     try:
-        name = codecs.lookup(label).name
-    except LookupError:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):  # ValueError: a label with NUL bytes
         return None
-    return _CODEC_OVERRIDES.get(name, name)
+    if not info._is_text_encoding or info.name in _NOT_PAGE_CODECS:
+        return None
+    return _CODEC_OVERRIDES.get(info.name, info.name)
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:
@@ -144,6 +157,17 @@ def decode_body(content: bytes, content_type: str | None = None) -> tuple[str, s
         # never genuine Windows-1252 text, and decoding it as such is the classic mojibake.
         codec = "utf-8"
     codec = codec or declared_charset(content) or detect_charset(content) or "utf-8"
+    return _decode(content, codec)
+
+
+def _decode(content: bytes, codec: str) -> tuple[str, str]:
+    """Decode with replacement characters, switching to a superset codec where the named one falls short."""
+    wider = _WIDER_ON_FAILURE.get(codec)
+    if wider is not None:
+        try:
+            return content.decode(codec), codec
+        except UnicodeDecodeError:
+            codec = wider
     return content.decode(codec, errors="replace"), codec
 
 

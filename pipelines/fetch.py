@@ -693,15 +693,21 @@ class Fetcher:
             result.last_modified = headers.get("last-modified") or last_modified
             return result
         result.content = attempt.content
-        result.content_type = headers.get("content-type", "")
         result.etag = headers.get("etag")
         result.last_modified = headers.get("last-modified")
         if attempt.textual:
-            if len(result.content) > _DECODE_IN_THREAD:
-                result.text, result.encoding = await asyncio.to_thread(
-                    decode_body, result.content, result.content_type)
-            else:
-                result.text, result.encoding = decode_body(result.content, result.content_type)
+            try:
+                if len(result.content) > _DECODE_IN_THREAD:
+                    result.text, result.encoding = await asyncio.to_thread(
+                        decode_body, result.content, result.content_type)
+                else:
+                    result.text, result.encoding = decode_body(result.content, result.content_type)
+            except (LookupError, UnicodeError) as exc:
+                # decode_body is built never to raise; should a codec still do so, the page is
+                # text we can't read, which is better said than raised out of the crawl.
+                result.text = result.content.decode("utf-8", errors="replace")
+                result.encoding = "utf-8"
+                result.message = _short(f"charset trouble, read as UTF-8: {type(exc).__name__}: {exc}")
         return result
 
     # -- robots.txt --------------------------------------------------------------------------

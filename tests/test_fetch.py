@@ -329,6 +329,24 @@ def test_legacy_charsets_are_stored_as_correct_unicode(
     assert expected in (result.text or "") and "\ufffd" not in (result.text or "")
 
 
+@pytest.mark.parametrize(("content_type", "head"), [
+    ("text/html; charset=base64", ""), ("text/html; charset=undefined", ""), ("text/html; charset=idna", ""),
+    ("text/html", "<meta charset=rot13>"), ("text/html", "<meta charset=hex>"),
+])
+def test_unusable_charset_labels_never_break_a_fetch(content_type: str, head: str) -> None:
+    body = f"<html><head>{head}</head><body><p>caf\u00e9 \u2460</p></body></html>".encode()
+    with HostileServer(static={"/odd": Static(body, content_type=content_type)}) as hostile:
+        result = fetch(hostile.url("/odd"), "html", within=2)
+    assert result.ok and result.encoding == "utf-8" and "caf\u00e9 \u2460" in (result.text or "")
+
+
+def test_euc_jp_page_with_nec_specials_is_read_whole() -> None:
+    body = f'<html><head><meta charset="EUC-JP"></head><body><p>\u2460 {JA_TEXT}</p></body></html>'
+    with HostileServer(static={"/nec": Static(body.encode("euc_jis_2004"), content_type="text/html")}) as hostile:
+        result = fetch(hostile.url("/nec"), "html", within=2)
+    assert result.ok and f"\u2460 {JA_TEXT}" in (result.text or "") and "\ufffd" not in (result.text or "")
+
+
 # -- robots.txt and politeness ---------------------------------------------------------------
 
 def test_robots_disallow_is_obeyed_without_requesting_the_page(server: HostileServer) -> None:

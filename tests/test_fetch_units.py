@@ -92,6 +92,31 @@ def test_invalid_bytes_never_raise() -> None:
             assert isinstance(decode_body(junk, content_type)[0], str)
 
 
+@pytest.mark.parametrize("label", ["base64", "hex", "rot13", "zlib", "uu", "bz2", "quopri", "undefined", "idna",
+                                   "punycode", "utf-7", "unicode-escape", "a\x00b"])
+def test_labels_of_non_text_or_unusable_codecs_are_unknown(label: str) -> None:
+    assert normalize_charset(label) is None
+
+
+@pytest.mark.parametrize(("content_type", "head"), [
+    ("text/html; charset=base64", ""), ("text/html; charset=undefined", ""), ("text/html; charset=idna", ""),
+    ("text/html; charset=punycode", ""), ("text/html", "<meta charset=rot13>"), ("text/html", "<meta charset=hex>"),
+    ("text/html", '<meta charset="undefined">'),
+])
+def test_unusable_charset_labels_fall_through_to_detection(content_type: str, head: str) -> None:
+    decoded, codec = decode_body(page("caf\u00e9 \u2460", head).encode("utf-8"), content_type)
+    assert codec == "utf-8" and "caf\u00e9 \u2460" in decoded
+
+
+def test_euc_jp_with_nec_special_characters_is_widened() -> None:
+    body = page("\u2460 " + JA, '<meta charset="EUC-JP">').encode("euc_jis_2004")
+    assert b"\xad\xa1" in body  # (1) is an NEC special, outside plain EUC-JP
+    decoded, codec = decode_body(body, "text/html")
+    assert "\u2460 " + JA in decoded and "\ufffd" not in decoded and codec == "euc_jis_2004"
+    plain, codec = decode_body(page(JA).encode("euc_jp"), "text/html; charset=EUC-JP")
+    assert JA in plain and codec == "euc_jp"
+
+
 def test_meta_declaring_utf16_means_utf8() -> None:
     decoded, codec = decode_body(page("caf\u00e9", '<meta charset="utf-16">').encode("utf-8"), "text/html")
     assert codec == "utf-8" and "café" in decoded
