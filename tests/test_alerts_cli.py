@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from monitor.cli import main
 from monitor.config import load_config
 from monitor.lock import acquire_lock
 from storage import open_db
@@ -122,3 +125,14 @@ def test_send_takes_the_lock_without_loading_the_scheduler(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "light"
+
+
+def test_preview_days_must_be_a_finite_positive_number(tmp_path, capsys):
+    config = _setup(tmp_path)
+    _top_tier(config, "Stored story")  # a database with a match: a bad --days would reach the query
+    for days in ("nan", "NaN", "inf", "-inf", "0", "-3", "soon"):
+        with pytest.raises(SystemExit) as exited:
+            main(["--config", str(tmp_path / "config.toml"), "alerts", "preview", "top-tier", f"--days={days}"])
+        assert exited.value.code == 2, days
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--days" in err and "Traceback" not in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from monitor.commands import load
@@ -26,11 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _positive_number(text: str) -> float:
+    """A positive, finite number of days (argparse's `type`): 'nan' and 'inf' are numbers to float() only."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of days, got {text!r}")
     return value
 
