@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from pipelines.tagging import Tagger, TaxonomyError
+from pipelines.tagging.textnorm import Normalized
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -384,6 +386,35 @@ def test_offsets_map_back_from_nfkc_in_japanese(tagger):
         assert text[m.start:m.end] == m.text
     assert [s.text for s in result.sectors] == ["ＡＩ"]
     assert result.figures[0].value == 23958
+
+
+def test_nfd_korean_tags_like_nfc_with_offsets_into_the_nfd_text(tagger):
+    """Decomposed Hangul (jamo) recombines before matching; offsets index the NFD string as given."""
+    nfc = "톱티어 비자 발급자는 2024년 1,200명이다."
+    text = unicodedata.normalize("NFD", nfc)
+    assert len(text) > len(nfc)
+    result = tagger.tag(text, "ko")
+    assert [(v.id, v.start, v.end) for v in result.visas] == [("KR:TOP-TIER", 0, 12)]
+    assert text[0:12] == unicodedata.normalize("NFD", "톱티어 비자")
+    assert [(f.value, f.unit, f.year) for f in result.figures] == [(1200, "people", 2024)]
+    f = result.figures[0]
+    assert (f.start, f.end) == (33, 41) and text[f.start:f.end] == f.text
+    assert unicodedata.normalize("NFC", f.text) == "1,200명"
+    assert unicodedata.normalize("NFC", result.visas[0].text) == "톱티어 비자"
+    assert f.sentence == text.rstrip()
+
+
+def test_nfd_latin_marks_join_their_ascii_base_letter(tagger):
+    norm = Normalized("Re\u0301sume\u0301 x")
+    assert norm.text == "Résumé x"
+    assert [norm.span(i, i + 1) for i in range(len(norm.text))] == [
+        (0, 1), (1, 3), (3, 4), (4, 5), (5, 6), (6, 8), (8, 9), (9, 10)]
+    assert norm.span(0, 6) == (0, 8)
+    text = "Re\u0301sume\u0301s from 1,200 nurses reached the Carte bleue europe\u0301enne office."
+    result = tagger.tag(text, "en")
+    assert [(v.id, v.text) for v in result.visas] == [("EU:BLUE-CARD", "Carte bleue europe\u0301enne")]
+    assert [(f.text, f.start, f.end, f.value) for f in result.figures] == [("1,200", 15, 20, 1200)]
+    assert text[15:20] == "1,200"
 
 
 def test_figure_visa_and_sentence(tagger):

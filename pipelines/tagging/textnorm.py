@@ -17,17 +17,32 @@ _SAME_LENGTH = str.maketrans({
     "\u2019": "'", "\u2018": "'", "\u00b7": "·",
 })
 _nfkc_cache: dict[str, str] = {}
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Characters with combining class 0 that still compose with the character before them under NFC/NFKC
+# (Bengali, Oriya, Tamil, Kannada, Malayalam, Sinhala vowel parts, ...): with every combining mark
+# and the conjoining Hangul vowels and finals, they never start a piece that is normalised alone.
+_COMPOSING_STARTERS = frozenset(
+    "\u09be\u09d7\u0b3e\u0b56\u0b57\u0bbe\u0bd7\u0cc2\u0cd5\u0cd6\u0d3e\u0d57\u0dcf\u0ddf\u0fb5\u0fb7"
+    "\u102e\u1b35\U00011127\U0001133e\U00011357\U000114b0\U000114ba\U000114bd\U000115af\U00011930"
+)
+
+
+def _continues(ch: str) -> bool:
+    """Whether `ch` belongs with the character before it when normalising: a combining mark ("e" +
+    U+0301 -> "é") or a conjoining Hangul vowel or final (NFD "하" + "ᆫ" -> "한")."""
+    return ("\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff" or unicodedata.combining(ch) != 0
+            or ch in _COMPOSING_STARTERS)
 
 
 class Normalized:
     """Normalised text plus the map from its indices back to the original string."""
 
-    __slots__ = ("text", "original", "_map")
+    __slots__ = ("text", "original", "_starts", "_ends")
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self._map: list[int] | None = None
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
         if original.isascii():
             self.text = original
             return
@@ -35,35 +50,54 @@ class Normalized:
         if unicodedata.is_normalized("NFKC", text):
             self.text = text
             return
-        # Only non-ASCII characters can change; copy ASCII runs whole (most of an English text).
+        # Only non-ASCII characters can change; copy ASCII runs whole (most of an English text). Each
+        # character is normalised together with the marks and jamo that follow it (NFD text composes
+        # back), and every character of the result maps to that whole piece of the original.
         pieces: list[str] = []
-        index: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
         pos = 0
+        n = len(text)
         for m in _NON_ASCII.finditer(text):
-            i = m.start()
+            i, j = m.span()
+            if i > pos and _continues(text[i]):
+                i -= 1  # an ASCII base letter and the mark on it: "e" + U+0301
             if i > pos:
                 pieces.append(text[pos:i])
-                index.extend(range(pos, i))
-            ch = m.group()
-            norm = _nfkc_cache.get(ch)
-            if norm is None:
-                norm = _nfkc_cache[ch] = unicodedata.normalize("NFKC", ch)
-            pieces.append(norm)
-            index.extend([i] * len(norm))
-            pos = i + 1
-        if pos < len(text):
+                r = range(pos, i)
+                starts.extend(r)
+                ends.extend(range(pos + 1, i + 1))
+            k = i
+            while k < j:
+                e = k + 1
+                while e < n and _continues(text[e]):
+                    e += 1
+                chunk = text[k:e]
+                norm = _nfkc_cache.get(chunk)
+                if norm is None:
+                    norm = unicodedata.normalize("NFKC", chunk)
+                    if len(_nfkc_cache) < 100_000:
+                        _nfkc_cache[chunk] = norm
+                pieces.append(norm)
+                starts.extend([k] * len(norm))
+                ends.extend([e] * len(norm))
+                k = e
+            pos = max(j, k)
+        if pos < n:
             pieces.append(text[pos:])
-            index.extend(range(pos, len(text)))
+            starts.extend(range(pos, n))
+            ends.extend(range(pos + 1, n + 1))
         self.text = "".join(pieces)
-        self._map = index
+        self._starts = starts
+        self._ends = ends
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original (start, end) of the normalised slice [start, end)."""
-        if self._map is None:
+        if self._starts is None:
             return start, end
-        if start >= len(self._map):
+        if start >= len(self._starts):
             return len(self.original), len(self.original)
-        return self._map[start], self._map[end - 1] + 1 if end > start else self._map[start]
+        return self._starts[start], self._ends[end - 1] if end > start else self._starts[start]
 
 
 # Sentence ends: terminal punctuation (plus closing quotes/brackets) followed by space, CJK full
