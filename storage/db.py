@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
         raise StorageError(f"cannot open database {path}: {exc}") from None
     db = sqlite_utils.Database(conn)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn)
@@ -47,24 +48,44 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL; on a brand-new file another process may be doing the same, which SQLite answers
+    with an immediate 'database is locked' that the busy timeout does not cover: try again a little later."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations `conn` has not had yet, each atomically; return the schema version."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"schema version {version} is newer than this program's {SCHEMA_VERSION}; upgrade policy-monitor"
-        )
-    for number in range(version, SCHEMA_VERSION):
+    """Apply the migrations `conn` has not had yet, each atomically; return the schema version.
+
+    The version is read again inside each write transaction, so two processes opening a database
+    at once never apply a migration twice.
+    """
+    while True:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this program's {SCHEMA_VERSION}; upgrade policy-monitor"
+            )
+        if version == SCHEMA_VERSION:
+            return version
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _split_statements(MIGRATIONS[number]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
+            number = conn.execute("PRAGMA user_version").fetchone()[0]
+            if number < SCHEMA_VERSION:
+                for statement in _split_statements(MIGRATIONS[number]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return SCHEMA_VERSION
 
 
 def _split_statements(script: str) -> list[str]:
@@ -82,15 +103,26 @@ def _split_statements(script: str) -> list[str]:
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """Open `path` read-only (SQLite `mode=ro`): writes fail inside SQLite itself, whatever the SQL says."""
+    """Open `path` read-only (SQLite `mode=ro`): writes fail inside SQLite itself, whatever the SQL says.
+
+    Attaching other databases is switched off too, so no statement can create a file either.
+    """
     path = Path(path)
     if not path.exists():
         raise StorageError(f"database {path} does not exist; run 'monitor crawl' first")
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.execute("PRAGMA query_only = ON")
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from None
+    if version == 0:
+        conn.close()
+        raise StorageError(f"{path} is not a policy-monitor database (no schema); run 'monitor crawl' to create one")
+    if version < SCHEMA_VERSION:
+        conn.close()
+        raise StorageError(f"{path} has schema version {version} of {SCHEMA_VERSION};"
+                           " run 'monitor crawl' to upgrade it")
     conn.row_factory = sqlite3.Row
     return conn

@@ -117,7 +117,11 @@ def _existing_article(db: sqlite_utils.Database, urls: Sequence[str], digest: st
     marks = ",".join("?" * len(urls))
     row = db.execute(f"SELECT article_id FROM article_urls WHERE url IN ({marks}) LIMIT 1", list(urls)).fetchone()
     if row is None and digest is not None:
-        row = db.execute("SELECT id FROM articles WHERE content_hash = ? LIMIT 1", [digest]).fetchone()
+        # Both sides must be full page text: a stored feed summary says as little as a new one.
+        row = db.execute(
+            "SELECT id FROM articles WHERE content_hash = ? AND text_origin = 'page' AND length(text) >= ? LIMIT 1",
+            [digest, MIN_CHARS_FOR_CONTENT_DEDUP],
+        ).fetchone()
     return None if row is None else int(row[0])
 
 

@@ -203,3 +203,39 @@ def test_short_cjk_terms_with_other_operators_are_a_clear_error(searchable, quer
     assert validate_fts_query(query) is not None
     with pytest.raises(QueryError):
         search_articles(searchable, query)
+
+
+def test_two_processes_opening_a_new_database_at_once_both_succeed(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = "import sys; from storage import open_db; open_db(sys.argv[1]).close()"
+    for run in range(5):
+        path = tmp_path / f"race{run}.db"
+        processes = [subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(3)]
+        errors = [p.communicate(timeout=60)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0], errors
+        assert open_db(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_readonly_sql_cannot_create_files(searchable, tmp_path: Path):
+    for sql in (f"ATTACH DATABASE '{tmp_path / 'x.db'}' AS x", f"VACUUM INTO '{tmp_path / 'copy.db'}'"):
+        with pytest.raises(QueryError):
+            run_sql(searchable, sql)
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "copy.db").exists()
+
+
+def test_a_file_that_is_not_a_monitor_database_is_named_as_such(tmp_path: Path):
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(StorageError, match="not a policy-monitor database"):
+        open_readonly(tmp_path / "other.db")
+
+
+def test_a_page_never_merges_into_a_stored_feed_summary(db):
+    text = "Flood hazard determinations for communities are finalized; see the table for each community. " * 3
+    store_article(db, article("https://a.example/doc-1", "Flood", text, text_origin="feed_summary"), [], [])
+    _, new = store_article(db, article("https://a.example/doc-2", "Flood", text), [], [])
+    assert new
