@@ -8,6 +8,9 @@ Never raises on bad web input: whatever goes wrong becomes `ParsedSource.problem
 XML entity declarations are refused before feedparser sees the document: a DOCTYPE
 that declares entities is how billion-laughs and external-entity attacks start, and
 no feed we watch needs one.
+
+Bytes are decoded here (pipelines.charset: BOM, HTTP charset, XML declaration, detection,
+with the Windows supersets of Shift_JIS, EUC-KR and GB2312), and feedparser reads UTF-8.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import feedparser
 
+from pipelines.charset import bom_charset, decode_body
 from pipelines.dates import parse_date
 from pipelines.items import Item, ParsedSource
 from pipelines.text import collapse_whitespace, html_to_text, load_json, one_line
@@ -30,6 +34,16 @@ from pipelines.urls import is_http_url, resolve_http_url
 ENTITY_PROBLEM = "XML entity declarations refused"
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_XML_DECL = re.compile(r"\s*<\?xml\b[^>]*\?>")
+_DECL_ENCODING = re.compile(r"""\s+encoding\s*=\s*(?:"[^"]*"|'[^']*')""", re.IGNORECASE)
+_WIDE_XML_PREFIXES = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+# What feedparser is told about the UTF-8 bytes it is given; the real header went to decode_body.
+_FEEDPARSER_CONTENT_TYPE = "application/xml; charset=utf-8"
 
 
 # -- XML attack guard -----------------------------------------------------------------------------
@@ -77,23 +91,34 @@ def declares_entities(content: bytes) -> bool:
 # -- feedparser -----------------------------------------------------------------------------------
 
 
-def _feedparser_content_type(content_type: str | None) -> str:
-    """The Content-Type to hand feedparser.
+def _wide_xml_codec(content: bytes) -> str | None:
+    """UTF-16/32 without a byte-order mark, told by how "<?" or "<" is spelled (XML 1.0, appendix F).
 
-    RFC 7303 lets an XML document without a charset parameter declare its own encoding;
-    feedparser follows the older RFC 3023 (text/xml means us-ascii) and calls every such
-    feed ill-formed. Non-XML types (text/html, octet-stream), common on government sites,
-    say nothing about a feed either. In both cases only the charset is worth passing on.
+    Such a document is valid UTF-8 as far as bytes go (NULs between ASCII), so header,
+    declaration and detection would all read it as UTF-8.
     """
-    if not content_type:
-        return "application/xml"
-    mime, _, params = content_type.partition(";")
-    mime = mime.strip().lower()
-    charset = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", params, re.IGNORECASE)
-    is_xml = mime.endswith("/xml") or mime.endswith("+xml")
-    if is_xml and (charset or not mime.startswith("text/")):
-        return content_type
-    return f"application/xml; charset={charset.group(1)}" if charset else "application/xml"
+    if bom_charset(content):
+        return None
+    for prefix, codec in _WIDE_XML_PREFIXES:
+        if content.startswith(prefix):
+            return codec
+    return None
+
+
+def _utf8_document(content: bytes, content_type: str | None) -> bytes:
+    """The document as UTF-8 bytes whose XML declaration says so.
+
+    feedparser decodes Shift_JIS and EUC-KR strictly and falls back to Windows-1252 on the
+    first CP932/CP949-only character (①, ～, 똠): mojibake. decode_body widens those labels
+    the way browsers do and follows header, BOM, declaration, then detection.
+    """
+    wide = _wide_xml_codec(content)
+    text = content.decode(wide, errors="replace") if wide else decode_body(content, content_type)[0]
+    declaration = _XML_DECL.match(text)
+    if declaration:
+        fixed = _DECL_ENCODING.sub(" encoding='utf-8'", declaration.group(0), count=1)
+        text = fixed + text[declaration.end() :]
+    return text.encode("utf-8", errors="replace")
 
 
 def _get(mapping: Mapping[str, Any], key: str) -> Any:
@@ -188,10 +213,14 @@ def _parse_xml_feed(content: bytes, base_url: str, content_type: str | None) -> 
     # Content-Location makes feedparser resolve links (and xml:base, and permalink guids) the way
     # it does when it fetches the URL itself. Once any header is given feedparser wants a
     # Content-Type too, or it calls the feed ill-formed.
-    headers = {"content-location": base_url, "content-type": _feedparser_content_type(content_type)}
+    # The Content-Type is always XML in UTF-8: RFC 7303 lets a feed served as text/xml without a
+    # charset declare its own encoding, where feedparser (RFC 3023) would call it ill-formed, and
+    # text/html or octet-stream, common on government sites, say nothing about a feed.
+    headers = {"content-location": base_url, "content-type": _FEEDPARSER_CONTENT_TYPE}
     try:
+        document = _utf8_document(content, content_type)
         # BytesIO, never the bytes themselves: feedparser treats a string as a URL or a path.
-        result = feedparser.parse(io.BytesIO(content), response_headers=headers)
+        result = feedparser.parse(io.BytesIO(document), response_headers=headers)
     except Exception as exc:  # feedparser's loose parser can trip on odd input; a feed must not stop a crawl
         return ParsedSource(items=[], problem=one_line(f"feed parser failed: {type(exc).__name__}: {exc}"))
 

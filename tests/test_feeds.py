@@ -151,6 +151,43 @@ def test_cjk_encodings(encoding: str, declared: str | None, content_type: str | 
     assert parsed.items[0].url == "https://www.moj.go.jp/a"
 
 
+@pytest.mark.parametrize(
+    ("label", "title", "content_type"),
+    [
+        # ① and ～ exist in CP932 only, 똠 in CP949 only: what Japanese and Korean servers mean by these labels
+        ("Shift_JIS", "特定技能① 高度専門職～", "application/rss+xml"),
+        ("Shift_JIS", "特定技能① 高度専門職～", "application/rss+xml; charset=Shift_JIS"),
+        ("Shift_JIS", "特定技能① 高度専門職～", "text/xml"),
+        ("EUC-KR", "똠방각하 외국인", "application/rss+xml"),
+        ("EUC-KR", "똠방각하 외국인", "application/rss+xml; charset=EUC-KR"),
+        ("EUC-KR", "똠방각하 외국인", "text/html; charset=euc-kr"),
+    ],
+)
+def test_windows_supersets_of_cjk_encodings(label: str, title: str, content_type: str) -> None:
+    codec = {"Shift_JIS": "cp932", "EUC-KR": "cp949"}[label]
+    doc = (
+        f'<?xml version="1.0" encoding="{label}"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<item><title>{title}</title><link>/a</link><description>{title}</description></item></channel></rss>"
+    )
+    parsed = parse_feed(doc.encode(codec), "https://www.moj.go.jp/isa/rss.xml", content_type)
+    assert parsed.problem is None
+    assert parsed.title == title
+    assert [(i.title, i.summary) for i in parsed.items] == [(title, title)]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-be", "utf-16-le", "utf-32-be", "utf-32-le"])
+def test_utf16_and_utf32_without_bom(codec: str) -> None:
+    # No BOM, no header: the XML spec's autodetection by the bytes of "<?xml"
+    label = codec[:6].upper()
+    doc = (
+        f'<?xml version="1.0" encoding="{label}"?><rss version="2.0"><channel>'
+        "<item><title>在留資格</title><link>/a</link></item></channel></rss>"
+    )
+    parsed = parse_feed(doc.encode(codec), "https://example.com/feed.xml")
+    assert parsed.problem is None
+    assert [(i.url, i.title) for i in parsed.items] == [("https://example.com/a", "在留資格")]
+
+
 def test_html_to_text() -> None:
     assert html_to_text("<p>a</p><p>b &amp; c</p>") == "a\nb & c"
     assert html_to_text("x<br>y") == "x\ny"
