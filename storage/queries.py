@@ -172,46 +172,41 @@ def search_articles(
 ) -> list[dict[str, Any]]:
     """Articles matching an FTS5 `query` and `filters`, best first, each with a highlighted `snippet`.
 
-    Without a query, the newest articles that pass the filters come first.
+    Word queries are ranked by bm25 (title weighing five times the text) with SQLite's own snippets;
+    queries in Japanese or Korean, and no query at all, list the newest first.
     """
     clauses, params = filter_clauses(filters or SearchFilters())
     query = query.strip()
-    select = (
-        "SELECT a.id, a.title, a.url, a.source, a.published_at, a.lang, a.text_origin, {snippet} AS snippet,"
-        " {rank} AS rank FROM articles a"
-    )
-    if query:
-        match_sql, match_params = fts_match_clause(query)
-        clauses.insert(0, match_sql)
-        params = match_params + params
+    columns = "a.id, a.title, a.url, a.source, a.published_at, a.lang, a.text_origin"
     if query and not _CJK.search(query):
-        sql = select.format(
-            snippet=f"snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)",
-            rank="bm25(articles_fts, 5.0, 1.0)",
-        ).replace("FROM articles a", "FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid")
-        clauses[0] = "articles_fts MATCH ?"
+        snippet = f"snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+        sql = (f"SELECT {columns}, {snippet}, bm25(articles_fts, 5.0, 1.0) AS rank"
+               " FROM articles_fts JOIN articles a ON a.id = articles_fts.rowid")
+        clauses, params = ["articles_fts MATCH ?", *clauses], [query, *params]
         order = "rank"
     else:
-        sql = select.format(snippet="substr(a.text, 1, 200)", rank="0")
+        sql = f"SELECT {columns}, a.text, 0 AS rank FROM articles a"
+        if query:
+            match_sql, match_params = fts_match_clause(query)
+            clauses, params = [match_sql, *clauses], [*match_params, *params]
         order = "coalesce(a.published_at, a.fetched_at) DESC, a.id DESC"
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     try:
         rows = conn.execute(f"{sql}{where} ORDER BY {order} LIMIT ?", [*params, limit]).fetchall()
     except sqlite3.OperationalError as exc:
         raise QueryError(f"invalid search query {query!r}: {exc}") from None
-    results = [dict(zip(("id", "title", "url", "source", "published_at", "lang", "text_origin", "snippet",
-                         "rank"), row, strict=True)) for row in rows]
+    names = ("id", "title", "url", "source", "published_at", "lang", "text_origin", "snippet", "rank")
+    results = [dict(zip(names, row, strict=True)) for row in rows]
     for result in results:
-        if query and _CJK.search(query):
-            result["snippet"] = _substring_snippet(conn, result["id"], query)
+        if not query or _CJK.search(query):
+            result["snippet"] = _substring_snippet(result["snippet"] or "", query)
         # Snippets are read on one line, in a table cell or a mail.
-        result["snippet"] = " ".join((result["snippet"] or "").split())
+        result["snippet"] = " ".join(result["snippet"].split())
     return results
 
 
-def _substring_snippet(conn: sqlite3.Connection, article_id: int, query: str, width: int = 60) -> str:
-    """A snippet around the first query term found, highlighted; for the trigram and substring paths."""
-    text = conn.execute("SELECT text FROM articles WHERE id = ?", [article_id]).fetchone()[0] or ""
+def _substring_snippet(text: str, query: str, width: int = 60) -> str:
+    """A snippet of `text` around the first query term found, highlighted (for queries no index ranks)."""
     for term in filter(None, (t.rstrip("*") for t in _query_terms(query))):
         at = text.find(term)
         if at >= 0:
