@@ -136,3 +136,21 @@ def test_preview_days_must_be_a_finite_positive_number(tmp_path, capsys):
         assert exited.value.code == 2, days
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "--days" in err and "Traceback" not in err, err
+
+
+def test_a_broken_rule_stops_preview_of_another_rule_as_it_stops_the_daemon(tmp_path):
+    config = _setup(tmp_path, CONFIG + '\n[[alerts]]\nname = "broken"\nto = "r@example.org"\nsectors = ["nope"]\n')
+    open_db(config.db_path).close()
+    result = monitor("alerts", "preview", "top-tier", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "'broken'" in result.stderr and "'nope'" in result.stderr
+
+
+def test_a_bad_taxonomy_file_is_a_one_line_error_for_every_command(tmp_path):
+    (tmp_path / "extra.toml").write_text("[[visa]\n", encoding="utf-8")
+    _setup(tmp_path, '[tagging]\ntaxonomy_files = ["extra.toml"]\n' + CONFIG)
+    for command in (["alerts", "send"], ["alerts", "preview", "top-tier"], ["run"]):
+        result = monitor(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert "extra.toml" in result.stderr and "invalid TOML" in result.stderr

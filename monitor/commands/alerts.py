@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import TYPE_CHECKING
 
 from monitor.commands import load
 from monitor.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from monitor.alerts import CompiledRule
 
 DELIVERY_FAILED = 1
 
@@ -37,21 +41,19 @@ def _positive_number(text: str) -> float:
     return value
 
 
-def _compiled(config: Config, only: str | None = None) -> list:
-    from monitor.alerts import compile_rule, compile_rules
-    from pipelines.tagging import Tagger, TaxonomyError
+def _compiled(config: Config, only: str | None = None) -> list[CompiledRule]:
+    """Every rule checked, as the daemon checks them at start (one broken rule is an error); `only` keeps one."""
+    from monitor.alerts import compile_rules
+    from pipelines.tagging import Tagger
 
-    try:
-        tagger = Tagger.load(config.taxonomy_files)
-    except TaxonomyError as exc:
-        raise ConfigError(str(exc)) from None
+    rules = compile_rules(config, Tagger.load(config.taxonomy_files))
     if only is None:
-        return compile_rules(config, tagger)
-    for rule in config.alerts:
-        if rule.name == only:
-            return [compile_rule(rule, tagger, {s.name for s in config.sources}, str(config.path or "config"))]
-    known = ", ".join(repr(r.name) for r in config.alerts) or "none"
-    raise ConfigError(f"{config.path or 'config'}: no [[alerts]] rule named {only!r} (rules: {known})")
+        return rules
+    chosen = [compiled for compiled in rules if compiled.name == only]
+    if not chosen:
+        known = ", ".join(repr(r.name) for r in config.alerts) or "none"
+        raise ConfigError(f"{config.path or 'config'}: no [[alerts]] rule named {only!r} (rules: {known})")
+    return chosen[:1]
 
 
 def handle_preview(args: argparse.Namespace) -> int:

@@ -46,12 +46,9 @@ def handle(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         from monitor.alerts import compile_rules
-        from pipelines.tagging import Tagger, TaxonomyError
+        from pipelines.tagging import Tagger
 
-        try:
-            tagger = Tagger.load(config.taxonomy_files)
-        except TaxonomyError as exc:
-            raise ConfigError(str(exc)) from None
+        tagger = Tagger.load(config.taxonomy_files)
         rules = compile_rules(config, tagger)
         if stop.is_set():
             return 0
