@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+from email.message import EmailMessage
 
 import pytest
 
@@ -11,6 +12,8 @@ from monitor.mail import (
     DeliveryError,
     MaildirMailer,
     SmtpMailer,
+    check_email_config,
+    check_headers,
     clean_header,
     mailer_for,
     new_message,
@@ -44,6 +47,51 @@ def test_injected_bcc_in_subject_adds_no_header(smtp_sink):  # noqa: F811
     assert "Bcc: x@example.org" in received["Subject"]  # kept as harmless text on the one Subject line
 
 
+ENCODED_BCC = "=?utf-8?q?x=0D=0ABcc=3A_evil@example.org?= visa"
+
+
+def test_encoded_word_in_subject_adds_no_header(smtp_sink):  # noqa: F811
+    # The email library decodes RFC 2047 encoded words when a header is assigned:
+    # this one decodes to CR LF "Bcc: evil@example.org".
+    message = new_message("alerts@example.org", "reader@example.org", f"[policy-monitor] r: {ENCODED_BCC}",
+                          "plain", "<p>html</p>")
+    assert message["Bcc"] is None
+    mailer = SmtpMailer(EmailConfig(host="127.0.0.1", port=smtp_sink.port, security="none",
+                                    sender="alerts@example.org"))
+    mailer.send(message, "reader@example.org")
+    mailer.close()
+    (received,) = smtp_sink.wait_for(1)
+    rcpts, raw = smtp_sink.received[0]
+    headers = raw.split(b"\r\n\r\n", 1)[0]
+    assert rcpts == ["reader@example.org"]
+    assert received["Bcc"] is None and b"\nBcc:" not in headers
+    assert "evil@example.org" in received["Subject"] and "\n" not in received["Subject"]
+
+
+def test_a_header_with_a_control_character_is_refused(tmp_path, smtp_sink):  # noqa: F811
+    # Built without clean_header: the mailers are the last gate.
+    message = EmailMessage()
+    message["From"] = "alerts@example.org"
+    message["To"] = "reader@example.org"
+    message["Subject"] = ENCODED_BCC
+    message.set_content("plain")
+    with pytest.raises(DeliveryError, match="Subject header holds a control character") as failure:
+        check_headers(message)
+    assert failure.value.permanent and not failure.value.server_down
+    for mailer in (SmtpMailer(EmailConfig(host="127.0.0.1", port=smtp_sink.port, security="none")),
+                   MaildirMailer(tmp_path / "outbox")):
+        with pytest.raises(DeliveryError):
+            mailer.send(message, "reader@example.org")
+        mailer.close()
+    assert smtp_sink.received == [] and not (tmp_path / "outbox").exists()
+
+
+def test_date_header_names_its_zone():
+    # "-0000" would mean "zone unknown" (RFC 5322): parsed, it is a naive datetime.
+    message = new_message("a@example.org", "b@example.org", "s", "p", "<p>h</p>")
+    assert not message["Date"].endswith("-0000") and message["Date"].datetime.tzinfo is not None
+
+
 def test_message_is_multipart_plain_and_html():
     message = new_message("alerts@example.org", "reader@example.org", "Subject", "plain text", "<p>html</p>")
     assert message.get_content_type() == "multipart/alternative"
@@ -62,7 +110,7 @@ def test_smtp_down_raises_delivery_error_and_writes_no_maildir(tmp_path):
     with pytest.raises(DeliveryError) as failure:
         mailer.send(message, "b@example.org")
     assert f"127.0.0.1:{config.port}" in str(failure.value)
-    assert not failure.value.recipient_refused
+    assert not failure.value.recipient_refused and failure.value.server_down
     assert not (tmp_path / "outbox").exists()  # never a silent fallback
 
 
@@ -79,6 +127,62 @@ def test_missing_password_variable_is_a_config_error(monkeypatch):
     config = EmailConfig(host="smtp.example.org", username="me", password_env="PM_TEST_SMTP_PASSWORD")
     with pytest.raises(ConfigError, match="PM_TEST_SMTP_PASSWORD"):
         mailer_for(config)
+
+
+def test_check_email_config(monkeypatch):
+    monkeypatch.delenv("PM_TEST_SMTP_PASSWORD", raising=False)
+    missing = EmailConfig(host="smtp.example.org", username="me", password_env="PM_TEST_SMTP_PASSWORD")
+    with pytest.raises(ConfigError) as failure:
+        check_email_config(missing)
+    assert "PM_TEST_SMTP_PASSWORD" in str(failure.value) and "\n" not in str(failure.value)
+    with pytest.raises(ConfigError, match="username 'me' is set but password_env is not"):
+        check_email_config(EmailConfig(host="smtp.example.org", username="me"))
+    monkeypatch.setenv("PM_TEST_SMTP_PASSWORD", "")
+    with pytest.raises(ConfigError, match="PM_TEST_SMTP_PASSWORD"):
+        check_email_config(missing)
+    monkeypatch.setenv("PM_TEST_SMTP_PASSWORD", "secret")
+    check_email_config(missing)
+    check_email_config(EmailConfig(host="smtp.example.org"))  # no login at all
+    check_email_config(EmailConfig(host="", username="me"))  # the Maildir: nothing to log in to
+
+
+class Answering(SmtpSink):
+    """Answers RCPT and DATA with the codes set on it (a content filter, a gone mailbox, a busy one)."""
+
+    rcpt_answer: str | None = None
+    data_answer: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if self.rcpt_answer:
+            return self.rcpt_answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        return self.data_answer or await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize(("rcpt", "data", "permanent", "refused"), [
+    (None, "554 5.7.1 Message rejected as spam", True, False),
+    (None, "451 4.3.0 try again later", False, False),
+    ("550 5.1.1 no such user", None, True, True),
+    ("450 4.2.1 mailbox busy", None, False, True),
+])
+def test_an_answer_about_one_message_is_not_server_down(rcpt, data, permanent, refused):
+    sink = Answering()
+    sink.rcpt_answer, sink.data_answer = rcpt, data
+    sink.start()
+    try:
+        mailer = SmtpMailer(EmailConfig(host="127.0.0.1", port=sink.port, security="none", sender="a@example.org"))
+        with pytest.raises(DeliveryError) as failure:
+            mailer.send(new_message("a@example.org", "b@example.org", "s", "p", "<p>h</p>"), "b@example.org")
+        mailer.close()
+        error = failure.value
+        assert not error.server_down
+        assert (error.permanent, error.recipient_refused) == (permanent, refused)
+        assert (rcpt or data)[:3] in str(error)
+    finally:
+        sink.stop()
 
 
 def test_refused_recipient_is_flagged(smtp_sink):  # noqa: F811
