@@ -168,10 +168,7 @@ def config_from_dict(
             raise ConfigError(f"{reader.file}: [tagging] taxonomy_files: file not found: {file}")
 
     sources = [_source(reader, raw, index) for index, raw in enumerate(reader.array(data, "sources"))]
-    names = [s.name for s in sources]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"{reader.file}: [[sources]] name {duplicates[0]!r} is used more than once")
+    _check_unique(reader, "sources", [s.name for s in sources])
 
     email = _email(reader, reader.table(data, "email", {
         "host", "port", "security", "username", "password_env", "password", "sender", "outbox", "timeout",
@@ -181,10 +178,7 @@ def config_from_dict(
     timezone = reader.string(alerts_defaults, "[alerts_defaults]", "timezone", "UTC")
     _check_timezone(reader, timezone)
     alerts = [_alert(reader, raw, index) for index, raw in enumerate(reader.array(data, "alerts"))]
-    rule_names = [a.name for a in alerts]
-    duplicates = sorted({n for n in rule_names if rule_names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"{reader.file}: [[alerts]] name {duplicates[0]!r} is used more than once")
+    _check_unique(reader, "alerts", [a.name for a in alerts])
     return Config(
         path=path, db_path=db_path, fetch=fetch, sources=sources, taxonomy_files=taxonomy_files, email=email,
         timezone=timezone, alerts=alerts, article_concurrency=article_concurrency,
@@ -257,6 +251,12 @@ def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
             if key in raw:
                 raise ConfigError(f"{reader.file}: {where} {key}: only for kind 'json_api'")
     return source
+
+
+def _check_unique(reader: _Reader, section: str, names: list[str]) -> None:
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{reader.file}: [[{section}]] name {duplicates[0]!r} is used more than once")
 
 
 def _named_entry(reader: _Reader, raw: Any, section: str, index: int) -> tuple[str, str]:
