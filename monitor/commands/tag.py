@@ -15,8 +15,8 @@ from rich.progress import Progress
 from monitor.commands import load
 from monitor.config import ConfigError, find_config_path
 from monitor.crawl import tag_rows
-from pipelines.extract import extract_article
 from pipelines.charset import decode_body
+from pipelines.extract import extract_article
 from pipelines.tagging import Tagger
 from storage import open_db, writes
 from storage.queries import count_articles, iter_articles_for_tagging
