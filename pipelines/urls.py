@@ -4,15 +4,19 @@
     -> "https://example.com/News/?a=1&b=2"
 
 The tracking parameters that are dropped live in `tracking_params.txt` next to
-this module (one name per line, `prefix*` for a family such as `utm_*`).
+this module (one name per line, `prefix*` for a family such as `utm_*`, `host:name`
+for a name that only tracks on one host, such as Google News's `oc`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import SplitResult, quote, urljoin, urlsplit, urlunsplit
+
+from pipelines.text import replace_surrogates
 
 TRACKING_PARAMS_FILE = Path(__file__).with_name("tracking_params.txt")
 
@@ -25,27 +29,55 @@ _PATH_SAFE = "/%:@!$&'()*+,;="
 _QUERY_PART_SAFE = "%:@!$'()*+,;/?"  # "=" and "&" excluded: they delimit query parameters
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """Parameter names to drop: exact names and prefixes, everywhere or on one host."""
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+    by_host: dict[str, tuple[frozenset[str], tuple[str, ...]]]
+    """host -> (exact, prefixes) that apply on that host and its subdomains only."""
+
+
 @lru_cache(maxsize=1)
-def tracking_params() -> tuple[frozenset[str], tuple[str, ...]]:
-    """Load the dropped parameter names: (exact names, name prefixes), all lower case."""
-    exact: set[str] = set()
-    prefixes: list[str] = []
+def tracking_params() -> _Rules:
+    """Load the dropped parameter names from `tracking_params.txt`, all lower case.
+
+    One name per line; `prefix*` for a family; `host:name` for a name that tracks
+    only on that host (and its subdomains) and may select a document elsewhere.
+    """
+    exact: dict[str, set[str]] = {"": set()}
+    prefixes: dict[str, list[str]] = {"": []}
     for line in TRACKING_PARAMS_FILE.read_text(encoding="utf-8").splitlines():
-        name = line.strip().lower()
-        if not name or name.startswith("#"):
+        entry = line.strip().lower()
+        if not entry or entry.startswith("#"):
             continue
+        host, _, name = entry.rpartition(":")
+        host = host.strip().rstrip(".")
+        name = name.strip()
         if name.endswith("*"):
-            prefixes.append(name[:-1])
+            prefixes.setdefault(host, []).append(name[:-1])
         else:
-            exact.add(name)
-    return frozenset(exact), tuple(prefixes)
+            exact.setdefault(host, set()).add(name)
+    hosts = (set(exact) | set(prefixes)) - {""}
+    by_host = {h: (frozenset(exact.get(h, ())), tuple(prefixes.get(h, ()))) for h in hosts}
+    return _Rules(frozenset(exact[""]), tuple(prefixes[""]), by_host)
 
 
-def is_tracking_param(name: str) -> bool:
-    """True if the query parameter `name` only tracks clicks and never selects a document."""
-    exact, prefixes = tracking_params()
+def is_tracking_param(name: str, host: str = "") -> bool:
+    """True if the query parameter `name` only tracks clicks and never selects a document
+    (on `host`, for the names the data file scopes to a host)."""
+    rules = tracking_params()
     key = name.lower()
-    return key in exact or key.startswith(prefixes)
+    if key in rules.exact or key.startswith(rules.prefixes):
+        return True
+    host = host.lower().rstrip(".")
+    while host:
+        scoped = rules.by_host.get(host)
+        if scoped and (key in scoped[0] or key.startswith(scoped[1])):
+            return True
+        host = host.partition(".")[2]  # the rules of news.google.com apply to x.news.google.com
+    return False
 
 
 def _normalize_escapes(text: str, safe: str) -> str:
@@ -56,21 +88,22 @@ def _normalize_escapes(text: str, safe: str) -> str:
         char = chr(int(match.group(1), 16))
         return char if char in _UNRESERVED else "%" + match.group(1).upper()
 
-    text = _PERCENT_RE.sub(fix, text)
-    quoted = quote(text, safe=safe)
+    # Lone surrogates (from JSON "\\ud800") become U+FFFD, as Item does, so both give one key.
+    text = replace_surrogates(_PERCENT_RE.sub(fix, text))
+    quoted = quote(text, safe=safe, errors="replace")  # never raises, whatever the string holds
     # quote() turns a stray "%" that starts no valid escape into "%25" only if "%" is not safe;
     # with "%" safe we must encode those ourselves.
     return re.sub(r"%(?![0-9A-F]{2})", "%25", quoted)
 
 
-def _canonical_query(query: str) -> str:
-    """Drop tracking and empty-name parameters, normalise escapes, sort by name (stable)."""
+def _canonical_query(query: str, host: str) -> str:
+    """Drop tracking and empty-name parameters ("?=x", "?&"), normalise escapes, sort by name (stable)."""
     params: list[tuple[str, str | None]] = []
     for part in query.split("&"):
-        if not part:
-            continue
         name, sep, value = part.partition("=")
-        if is_tracking_param(_PERCENT_RE.sub(lambda m: chr(int(m.group(1), 16)), name)):
+        if not name:  # no server reads a value without a name
+            continue
+        if is_tracking_param(_PERCENT_RE.sub(lambda m: chr(int(m.group(1), 16)), name), host):
             continue
         norm_value = _normalize_escapes(value, _QUERY_PART_SAFE + "=") if sep else None
         params.append((_normalize_escapes(name, _QUERY_PART_SAFE), norm_value))
@@ -112,7 +145,8 @@ def canonicalize_url(url: str) -> str:
     if not scheme or not parts.netloc:
         return url
     path = _normalize_escapes(parts.path, _PATH_SAFE) or "/"
-    return urlunsplit((scheme, _netloc(parts, scheme), path, _canonical_query(parts.query), ""))
+    query = _canonical_query(parts.query, (parts.hostname or "").rstrip("."))
+    return urlunsplit((scheme, _netloc(parts, scheme), path, query, ""))
 
 
 def url_host(url: str) -> str:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.feeds import parse_feed
 from pipelines.jsonapi import MISSING, JsonApiSpec, parse_json_api, resolve_path
+from pipelines.text import load_json
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -130,3 +132,28 @@ def test_resolve_path() -> None:
     assert resolve_path(doc, "a.x") is MISSING
     assert resolve_path(doc, "a.b.c") is MISSING  # a key into a list
     assert resolve_path({"a": None}, "a") is None  # present but null is not missing
+
+
+def test_load_json_replaces_lone_surrogates_everywhere() -> None:
+    # "\ud800" is valid JSON but no UTF-8 store (SQLite, email) accepts the string it gives
+    raw = b'{"k\\ud800": ["a\\udc00b", {"t": "\\ud83d\\ude00 \\udfff"}], "n": 1}'
+    assert load_json(raw) == {"k\ufffd": ["a\ufffdb", {"t": "\U0001f600 \ufffd"}], "n": 1}
+    assert load_json(raw.decode()) == load_json(raw)
+    assert load_json(b'"\\ud800"') == "\ufffd"
+    deep = b"[" * 500 + b'"\\ud800"' + b"]" * 500  # no recursion in the scrubbing
+    inner = load_json(deep)
+    for _ in range(500):
+        inner = inner[0]
+    assert inner == "\ufffd"
+
+
+def test_lone_surrogates_in_fields_and_paths() -> None:
+    doc = b'{"results\\udc00": [{"link": "/a\\ud800", "title": "Visa \\ud800", "description": "<p>x\\udfff</p>"}]}'
+    spec = JsonApiSpec(items_path="results\ufffd", fields=GOVUK_SPEC.fields)
+    parsed = parse_json_api(doc, "https://www.gov.uk", spec)
+    assert parsed.problem is None
+    item = parsed.items[0]
+    assert (item.url, item.title, item.summary) == ("https://www.gov.uk/a\ufffd", "Visa \ufffd", "x\ufffd")
+    feed = b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"url": "/b\\ud800", "title": "t\\udc00"}]}'
+    parsed = parse_feed(feed, "https://example.com/feed.json")
+    assert [(i.url, i.title) for i in parsed.items] == [("https://example.com/b\ufffd", "t\ufffd")]

@@ -25,6 +25,15 @@ CANONICAL_CASES = [
     ("https://example.com/p?mc_cid=1&mc_eid=2&_ga=3&yclid=4&igshid=5&ref_src=6&dclid=7&msclkid=8", "https://example.com/p"),
     # Google News per-request token
     ("https://news.google.com/rss/articles/CBMiK2h0?oc=5", "https://news.google.com/rss/articles/CBMiK2h0"),
+    ("https://news.google.com/rss/articles/CBMiK2h0?hl=ko&OC=5", "https://news.google.com/rss/articles/CBMiK2h0?hl=ko"),
+    # ... which elsewhere may select a document (a board's category, an office code)
+    ("https://www.example.go.kr/board/list.do?oc=5&page=2", "https://www.example.go.kr/board/list.do?oc=5&page=2"),
+    # parameters without a name are dropped, as the docstring says
+    ("https://example.com/p?=x&a=1&=&&b", "https://example.com/p?a=1&b"),
+    ("https://example.com/p?=x", "https://example.com/p"),
+    # lone surrogates (JSON "\ud800") become U+FFFD, the same key Item's scrubbing gives
+    ("https://example.com/a\ud800b?q=\udc00", "https://example.com/a%EF%BF%BDb?q=%EF%BF%BD"),
+    ("https://example.com/a\ufffdb?q=\ufffd", "https://example.com/a%EF%BF%BDb?q=%EF%BF%BD"),
     # empty query / lone "?" removed; empty path becomes "/"
     ("https://example.com/a?", "https://example.com/a"),
     ("https://example.com", "https://example.com/"),
@@ -75,7 +84,7 @@ def test_same_article_variants_share_one_key() -> None:
 
 
 def test_malformed_urls_do_not_raise() -> None:
-    for url in ["http://[::1", "http://example.com:99999/a", "http://exa mple.com/", "", "https://"]:
+    for url in ["http://[::1", "http://example.com:99999/a", "http://exa mple.com/", "", "https://", "http://x/\udfff"]:
         assert isinstance(canonicalize_url(url), str)
 
 
@@ -84,6 +93,17 @@ def test_tracking_params_come_from_the_data_file() -> None:
     assert is_tracking_param("FBCLID")
     assert not is_tracking_param("id")
     assert not is_tracking_param("page")
+
+
+def test_host_scoped_tracking_params() -> None:
+    # "news.google.com:oc" in the data file: oc is Google News's token, not a parameter of every site
+    assert is_tracking_param("oc", "news.google.com")
+    assert is_tracking_param("OC", "News.Google.com.")
+    assert is_tracking_param("oc", "eu.news.google.com")
+    assert not is_tracking_param("oc", "www.google.com")
+    assert not is_tracking_param("oc", "notnews.google.com")
+    assert not is_tracking_param("oc")
+    assert is_tracking_param("utm_source", "news.google.com")  # global names apply on every host
 
 
 @pytest.mark.parametrize(
