@@ -140,8 +140,17 @@ def _row_date(row: Tag, selector: str | None):
     return parse_date(raw) if raw else None
 
 
+def _link_base(soup: BeautifulSoup, base_url: str) -> str:
+    """What relative links on the page resolve against: its first <base href> (itself resolved
+    against the page URL, as browsers do) when that is an http(s) URL, else the page URL."""
+    base = soup.find("base", href=True)
+    href = base.get("href") if isinstance(base, Tag) else None
+    return resolve_http_url(href, base_url) or base_url
+
+
 def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
-    """Turn the rows of a press-release list page into items (links resolved against base_url).
+    """Turn the rows of a press-release list page into items (links resolved against base_url,
+    or against the page's <base href>).
 
     Rows without a usable http(s) link are skipped; a link that appears twice (pinned
     notices are repeated in K2Web boards) is kept once. A non-empty page where `spec.item`
@@ -160,13 +169,14 @@ def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
         return ParsedSource(items=[], title=page_title, problem=NOTHING_MATCHED)
 
     pattern = re.compile(spec.link_regex) if spec.link_regex else None
+    link_base = _link_base(soup, base_url)
     items: list[Item] = []
     seen: set[str] = set()
     for row in rows:
         anchor = row.select_one(spec.link)
         value = _attr(anchor, spec.link_attr) if anchor is not None else None
         link = _build_link(value, spec, pattern) if value else None
-        url = resolve_http_url(link, base_url)
+        url = resolve_http_url(link, link_base)
         if url is None or url in seen:
             continue
         seen.add(url)

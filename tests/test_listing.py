@@ -135,6 +135,25 @@ def test_empty_and_broken_pages_do_not_raise() -> None:
     assert parse_listing(junk, "https://example.com/", K2WEB).problem == NOTHING_MATCHED
 
 
+@pytest.mark.parametrize(
+    ("base_href", "expected"),
+    [
+        ("http://other.example/news/", "http://other.example/news/view.do?id=1"),
+        ("/bbs/moj/182/", "https://www.moj.go.kr/bbs/moj/182/view.do?id=1"),  # relative: against the page URL
+        ("javascript:void(0)", "https://www.moj.go.kr/moj/221/view.do?id=1"),  # not http(s): ignored
+        ("", "https://www.moj.go.kr/moj/221/view.do?id=1"),
+    ],
+)
+def test_base_href_is_the_base_for_links(base_href: str, expected: str) -> None:
+    html = (
+        f'<html><head><base href="{base_href}"><base href="http://second.example/"></head><body>'
+        '<table><tr><td><a href="view.do?id=1">x</a></td></tr>'
+        '<tr><td><a href="https://abs.example/a">y</a></td></tr></table></body></html>'
+    )
+    parsed = parse_listing(html, "https://www.moj.go.kr/moj/221/subview.do", ListingSpec(item="tr"))
+    assert [i.url for i in parsed.items] == [expected, "https://abs.example/a"]
+
+
 def test_javascript_and_other_schemes_are_skipped() -> None:
     html = (
         "<ul><li><a href='javascript:void(0)'>a</a></li><li><a href='mailto:x@y'>b</a></li>"
