@@ -198,6 +198,22 @@ NON_FIGURES_REVIEW = [
     ("en", "Protesters gathered at 10 Downing Street.", "10"),
     ("en", "The bill, H.R. 1044, passed the House.", "1044"),
     ("en", "Boeing 737 pilots need a licence.", "737"),
+    # Temperatures (issue 3: weather numbers are negatives) and angles, in every written form.
+    ("en", "Temperatures hit 30°C in Seoul.", "30"),
+    ("en", "It was 86 °F by noon and 30℃ in Osaka.", "86"),
+    ("en", "It was 86 °F by noon and 30℃ in Osaka.", "30"),
+    ("en", "Lows of -5°C and highs of 30 to 35°C are forecast.", "5"),
+    ("en", "Lows of -5°C and highs of 30 to 35°C are forecast.", "35"),
+    ("en", "Temperatures reached 38 degrees Celsius in Osaka.", "38"),
+    ("ja", "群馬県伊勢崎市で41.8度を観測し、平年を2.36度上回った。", "41.8"),
+    ("ja", "群馬県伊勢崎市で41.8度を観測し、平年を2.36度上回った。", "2.36"),
+    ("ja", "東京都心でも35度以上の猛暑日が続いた。", "35"),
+    ("ja", "最高気温は30℃を超え、角度30度の坂が続く。", "30"),
+    ("ja", "角度30度の坂で3度目の挑戦をした。", "30"),
+    ("ja", "角度30度の坂で3度目の挑戦をした。", "3"),
+    ("ko", "서울은 낮 최고기온이 33도까지 오르겠다.", "33"),
+    ("ko", "아침 기온은 영하 5도, 낮에는 12℃다.", "5"),
+    ("ko", "아침 기온은 영하 5도, 낮에는 12℃다.", "12"),
     ("en", "The Fortune 500 company hired abroad.", "500"),
 ]
 
@@ -415,6 +431,22 @@ def test_nfd_latin_marks_join_their_ascii_base_letter(tagger):
     assert [(v.id, v.text) for v in result.visas] == [("EU:BLUE-CARD", "Carte bleue europe\u0301enne")]
     assert [(f.text, f.start, f.end, f.value) for f in result.figures] == [("1,200", 15, 20, 1200)]
     assert text[15:20] == "1,200"
+
+
+def test_demo_heat_article_has_no_temperature_figures(tagger):
+    """The Japanese demo's weather negative (monitor/demo_site/ja/press/1025.html): no °/度 figures."""
+    from pipelines.extract import extract_article
+
+    html = (ROOT / "monitor" / "demo_site" / "ja" / "press" / "1025.html").read_text(encoding="utf-8")
+    text = extract_article(html, metadata=False).text
+    assert "41.8度" in text and "35度以上" in text
+    figures = tagger.tag(text, "ja").figures
+    assert not [f for f in figures if text[f.end:f.end + 1] in ("度", "°") or "度" in f.text], figures
+    # Non-temperature quantities around them stay: "3年連続", "1週間ほど".
+    assert [(f.text, f.unit) for f in figures] == [("3年", "years"), ("1週間", "weeks")]
+    # Numbers followed by 度 that are not a temperature keep units of their own: 2024年度, 1万 도입.
+    assert [f.text for f in tagger.tag("2024年度に5,000人を受け入れた。", "ja").figures] == ["5,000人"]
+    assert [f.value for f in tagger.tag("외국인력 1만 도입을 추진한다.", "ko").figures] == [10000]
 
 
 def test_figure_visa_and_sentence(tagger):

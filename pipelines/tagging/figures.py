@@ -169,6 +169,8 @@ _EUROPEAN_NUMBER = re.compile(r"\d\.\d{3}\.\d{3}|\d\.\d{3},\d|\d,\d{1,2}\s?%")
 _SCALE_WORD_AFTER = re.compile(
     r"\s?(?:(?i:mio|mrd|millionen|milliarden|milliarde|millions?|milliards?|miljoen|miljard|millones|milioni"
     r"|miliardi|milhões|bilhões)(?![A-Za-z])|[천만억조千万億兆])")
+# Temperatures (and angles) are not figures: 30°C, 86 °F, 30℃ (NFKC "°C"), 38 degrees Celsius.
+_TEMPERATURE_AFTER = re.compile(r"\s?°|\s?-?\s?degrees?\s+(?:Celsius|Fahrenheit|centigrade|C|F)\b", re.I)
 _CLOCK_AFTER = re.compile(r"\s?(?:a\.m\.|p\.m\.|am\b|pm\b)", re.I)
 _YEAR_TAIL = re.compile(r"-(\d{2})(?!\d)")
 _TO_AND = re.compile(r"\s+(?:to|and)\s+")
@@ -349,7 +351,7 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
         prev_word = pw.group(1).lower().rstrip(".") if pw else ""
         if prev_word in _PREV_EXCLUDE and prev_word != "top" and not pre:
             continue
-        if _CLOCK_AFTER.match(text[end:end + 6]):
+        if _CLOCK_AFTER.match(text[end:end + 6]) or _TEMPERATURE_AFTER.match(text, end):
             continue
 
         # Value.
@@ -397,6 +399,8 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
                                 unit, uend, ukind = u3, e3 if u3 else m2.end(), k3
                             end = m2.end()
                             pos = max(pos, uend)
+        if value_max is not None and _TEMPERATURE_AFTER.match(text, end):  # "30 to 35°C"
+            continue
         # Hyphen forms: "five-year" is a duration; "two-thirds", "one-off" are not figures.
         if is_word and text[end:end + 1] == "-" and ukind != "time":
             continue
@@ -491,8 +495,9 @@ _KO_UNIT = re.compile(
     r"|(?P<weeks>주(?=간|\s?동안|\s?이내|일|\s|$))|(?P<months>개월)|(?P<years>년(?!도))"
     r"|(?P<count>건|개국|개사|개소|개|곳|가구|차례|종|회(?![가-힣])))"
 )
+# 도 right after a number (no space: "1만 도입" is a count) is a temperature or an angle (35도, 영하 5도).
 _KO_SKIP_AFTER = re.compile(
-    r"\s?(?:월|일|시(?!간)|분(?!야)|위|등(?![가-힣])|번째|차(?!례)|호|대|세(?![가-힣])|조\b)"
+    r"\s?(?:월|일|시(?!간)|분(?!야)|위|등(?![가-힣])|번째|차(?!례)|호|대|세(?![가-힣])|조\b|°)|도(?!입)"
 )
 _KO_YEAR = re.compile(r"(?<!\d)((?:18|19|20)\d{2})\s?년(도)?")
 _JA_UNIT = re.compile(
@@ -502,7 +507,9 @@ _JA_UNIT = re.compile(
     r"|(?P<years>年間|年(?!度|\d|[0-9]月))"
     r"|(?P<count>件|社|校|カ国|か国|ヶ国|[カかヶケヵ箇]所|機関|団体|業種|分野|種類|職種))"
 )
-_JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|分(?!野)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年)")
+# A number right before 度 is a temperature (41.8度, 最高気温35度), an angle (角度30度) or a repetition
+# (3度目, 2度にわたり): never a quantity this stage reports; 年度 follows 年, not a digit.
+_JA_SKIP_AFTER = re.compile(r"(?:月|日|時(?!間)|分(?!野)|位|番|号|次|回目|条|項|期|代|歳|階|年度|年|度|\s?°)")
 # Never figures, whatever unit follows: per-person rates (1인당, 1人当たり), ordinals (2人目), and
 # the number before another separator and digit: dates (2025.07.20, 7/20), times (14:00), phone
 # numbers and postcodes (02-2110-4000, 160-0004), versions (2.3.1).
