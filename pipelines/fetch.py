@@ -59,7 +59,14 @@ import httpx
 
 from pipelines import robots as robotstxt
 from pipelines.charset import decode_body
-from pipelines.netguard import GuardedBackend, PrivateAddressError, Resolver, check_host, resolve_host
+from pipelines.netguard import (
+    GuardedBackend,
+    PrivateAddressError,
+    Resolver,
+    check_host,
+    effective_port,
+    resolve_host,
+)
 
 Expect = Literal["html", "feed", "json", "any"]
 
@@ -165,7 +172,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²" or "٣", which str.isdigit also accepts
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -424,6 +431,10 @@ def _http_url(url: str | httpx.URL) -> httpx.URL | str:
         return "URL has no host"
     if not _HOST_RE.fullmatch(parsed.raw_host):
         return f"invalid host {parsed.raw_host.decode('ascii', 'replace')!r}"
+    name = parsed.raw_host.rstrip(b".")
+    if any(len(label) > 63 for label in name.split(b".")) or len(name) > 253:
+        # DNS limits (RFC 1035); the resolver's IDNA codec would raise on such a name.
+        return f"invalid host {name[:80].decode('ascii', 'replace')!r}: a label over 63 or a name over 253 characters"
     return parsed.copy_with(fragment=None)
 
 
@@ -550,10 +561,13 @@ class Fetcher:
         """SSRF check before any connection: (error, message) to refuse, None to go ahead."""
         if self.settings.allow_private_addresses:
             return None
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = effective_port(url.scheme, url.port)
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 message = await check_host(url.raw_host.decode("ascii"), port, self.resolver)
+        except UnicodeError as exc:
+            # getaddrinfo's IDNA codec refuses names _http_url let through; nothing can reach them.
+            return "InvalidURL", _short(f"invalid host {url.host!r}: {exc}")
         except OSError as exc:  # includes TimeoutError
             if self.pinned or self._proxied(url):
                 # The connect-time guard (or the proxy, which does its own DNS) takes it from here.
@@ -579,8 +593,7 @@ class Fetcher:
                     attempt.retry_later = True
                     return attempt
                 wait = max(wait, attempt.retry_after)
-                self._host(host_key(url)).next_start = max(
-                    self._host(host_key(url)).next_start, time.monotonic() + attempt.retry_after)
+                self._hold_host(url, time.monotonic() + attempt.retry_after)
             if number == tries:
                 attempt.retry_later = attempt.record.status in (429, 503)
                 return attempt
@@ -776,6 +789,12 @@ class Fetcher:
         state.next_start = self.memory.next_start[state.key] = start + delay
         if start > now:
             await asyncio.sleep(start - now)
+
+    def _hold_host(self, url: httpx.URL, until: float) -> None:
+        """No request to url's host starts before `until` (a short Retry-After), in this Fetcher and later ones."""
+        state = self._host(host_key(url))
+        state.next_start = max(state.next_start, until)
+        self.memory.next_start[state.key] = max(self.memory.next_start.get(state.key, 0.0), state.next_start)
 
     def _block_host(self, url: httpx.URL, seconds: float) -> None:
         """Stop requesting a host that asked for a long Retry-After, until that time (remembered in `memory`)."""

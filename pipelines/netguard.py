@@ -24,6 +24,11 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+def effective_port(scheme: str, port: int | None) -> int:
+    """The TCP port a URL with this scheme and (possibly absent) explicit port connects to."""
+    return port or (443 if scheme == "https" else 80)
+
+
 async def resolve_host(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for host (IP literals resolve to themselves), deduplicated."""
     loop = asyncio.get_running_loop()
@@ -52,7 +57,7 @@ def is_public_address(address: str) -> bool:
             return False
     return ip.is_global and not (
         ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local
-        or ip.is_reserved or ip.is_unspecified
+        or ip.is_reserved or ip.is_unspecified or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
     )
 
 
@@ -71,7 +76,8 @@ def first_private(addresses: Iterable[str]) -> str | None:
 async def check_host(host: str, port: int, resolver: Resolver = resolve_host) -> str | None:
     """Resolve host and return a refusal message if any address is not public, else None.
 
-    Resolution errors (OSError) propagate: the caller decides what an unresolvable host means.
+    Resolution errors (OSError, or UnicodeError for a name IDNA refuses) propagate: the caller
+    decides what an unresolvable host means.
     """
     addresses = await resolver(host, port)
     if not addresses:
@@ -96,7 +102,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         """Resolve, refuse non-public addresses, then connect to the checked addresses in turn."""
         try:
             addresses = await self.resolver(host, port)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: IDNA refuses the name (label too long)
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         if not addresses:
             raise httpcore.ConnectError(f"no address for {host}")

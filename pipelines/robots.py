@@ -11,6 +11,10 @@ How a robots.txt fetch outcome becomes a policy (RFC 9309 section 2.3.1):
   because a server that is rate-limiting us wants fewer requests, not more.
 - more than five redirects: treated as unavailable (allow), as the RFC permits.
 
+Groups are matched against our product token only (RFC 9309 2.2.1: "policy-monitor" out of
+"policy-monitor/0.1 (+https://github.com/...)"), never against the whole User-Agent header,
+whose contact URL would otherwise make groups such as `User-agent: github` or `https` ours.
+
 Fetching is the Fetcher's business (`pipelines.fetch`), through the same guarded path as
 every other request; this module only turns outcomes into decisions.
 """
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 
 import httpx
 from protego import Protego
+
+from pipelines.netguard import effective_port
 
 ROBOTS_MAX_BYTES = 512_000
 """RFC 9309: crawlers must parse at least 500 KiB; we read that much and no more."""
@@ -46,14 +52,20 @@ class RobotsPolicy:
             return False
         if self.parser is None:
             return True
-        return self.parser.can_fetch(url, user_agent)
+        return self.parser.can_fetch(url, product_token(user_agent))
 
     def crawl_delay(self, user_agent: str) -> float | None:
         """Crawl-delay in seconds of the group matching user_agent, if it has one."""
         if self.parser is None:
             return None
-        delay = self.parser.crawl_delay(user_agent)
+        delay = self.parser.crawl_delay(product_token(user_agent))
         return float(delay) if delay is not None and delay >= 0 else None
+
+
+def product_token(user_agent: str) -> str:
+    """The product token of a User-Agent header, which robots.txt groups name (RFC 9309 2.2.1)."""
+    words = user_agent.split("/", 1)[0].split()
+    return words[0] if words else user_agent.strip()
 
 
 def robots_url(url: httpx.URL) -> str:
@@ -63,8 +75,7 @@ def robots_url(url: httpx.URL) -> str:
 
 def origin_key(url: httpx.URL) -> str:
     """The cache key of robots.txt: scheme, host and port (RFC 9309 2.3)."""
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return f"{url.scheme}://{url.host}:{port}"
+    return f"{url.scheme}://{url.host}:{effective_port(url.scheme, url.port)}"
 
 
 def parse_policy(body: bytes, now: float, ttl: float) -> RobotsPolicy:

@@ -172,6 +172,28 @@ def test_long_retry_after_gives_up_at_once_and_backs_off_the_host(server: Hostil
     assert [s.path for s in server.requests[before:]] == ["/robots.txt", "/429-long"]
 
 
+def test_retry_after_with_non_ascii_digits_is_ignored_not_raised() -> None:
+    with HostileServer(static={"/odd-503": Static("busy", status=503, headers={"Retry-After": "\u00b2"})}) as hostile:
+        result = fetch(hostile.url("/odd-503"), "html", within=3)
+    assert result.error == "HTTPStatus" and result.status == 503 and result.retry_after is None
+    assert len(page_records(result)) == 3
+
+
+def test_short_retry_after_holds_the_host_for_later_fetchers_too() -> None:
+    from pipelines.fetch import HostMemory
+
+    memory = HostMemory()
+    with HostileServer(robots_txt="") as hostile:
+        async def one(path: str) -> FetchResult:
+            async with Fetcher(settings(max_tries=1), memory=memory) as fetcher:
+                return await fetcher.fetch(hostile.url(path))
+
+        assert asyncio.run(one("/429")).status == 429  # Retry-After: 1
+        assert asyncio.run(one("/ok")).ok
+        gap = hostile.hits("/ok")[0].started - hostile.hits("/429")[0].started
+    assert gap >= 0.9, f"the next Fetcher waited out the Retry-After (gap {gap:.2f} s)"
+
+
 def test_404_is_not_retried(server: HostileServer) -> None:
     result = fetch(server.url("/404"), "html", within=2)
     assert result.error == "HTTPStatus" and result.status == 404 and not result.transient
@@ -444,6 +466,23 @@ def test_private_addresses_are_refused_before_connecting(server: HostileServer, 
     assert result.error == "PrivateAddress" and not result.transient
     assert result.records[-1].status is None and "non-public" in result.message
     assert len(server.requests) == before
+
+
+def test_host_labels_over_63_characters_are_invalid_not_raised(server: HostileServer) -> None:
+    result = fetch(f"http://{'a' * 64}.example.com:{server.port}/ok", "html", within=2,
+                   fetch_settings=settings(allow_private_addresses=False, max_tries=1))
+    assert result.error == "InvalidURL" and "63" in result.message and result.records[-1].status is None
+
+
+def test_guard_turns_names_the_resolver_cannot_encode_into_invalid_url() -> None:
+    import httpx
+
+    async def go() -> tuple[str, str] | None:
+        async with Fetcher(settings(allow_private_addresses=False)) as fetcher:
+            return await fetcher._guard(httpx.URL(f"http://{'b' * 64}.example/"))
+
+    refusal = asyncio.run(go())
+    assert refusal is not None and refusal[0] == "InvalidURL"
 
 
 def test_allow_private_addresses_lifts_the_guard(server: HostileServer) -> None:

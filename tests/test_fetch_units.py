@@ -11,9 +11,17 @@ from email.utils import format_datetime
 import pytest
 
 from pipelines.charset import decode_body, normalize_charset
-from pipelines.fetch import _BodyReader, _Refusal, content_type_verdict, host_key, parse_retry_after, sniff_binary
+from pipelines.fetch import (
+    _BodyReader,
+    _http_url,
+    _Refusal,
+    content_type_verdict,
+    host_key,
+    parse_retry_after,
+    sniff_binary,
+)
 from pipelines.netguard import is_public_address
-from pipelines.robots import parse_policy
+from pipelines.robots import origin_key, parse_policy, product_token
 from tests.hostile_server import EN_CP1252_TEXT as EN
 from tests.hostile_server import JA_TEXT as JA
 from tests.hostile_server import KO_TEXT as KO
@@ -129,6 +137,7 @@ def test_meta_declaring_utf16_means_utf8() -> None:
     "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1",
     "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12::1", "ff02::1", "2001:db8::1",
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "2002:c0a8:101::1", "not-an-ip",
+    "fec0::1", "fef0:1::1",
 ])
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public_address(address)
@@ -172,12 +181,39 @@ def test_retry_after_forms() -> None:
     assert soon is not None and 25 <= soon <= 31
     assert parse_retry_after(format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)) == 0.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None and parse_retry_after("-5") is None
+    for odd_digits in ("\u00b2", "\u0663", "1\u00b9", "\uff11\uff10"):  # superscript, Arabic-Indic, fullwidth
+        assert parse_retry_after(odd_digits) is None
 
 
 def test_host_keys_include_non_default_ports() -> None:
     assert host_key("https://www.uscis.gov/news") == "www.uscis.gov"
     assert host_key("http://www.uscis.gov:80/news") == "www.uscis.gov"
     assert host_key("http://127.0.0.1:8081/x") == "127.0.0.1:8081"
+
+
+def test_robots_groups_match_our_product_token_not_our_contact_url() -> None:
+    ua = "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor)"
+    assert product_token(ua) == "policy-monitor" and product_token("  ") == ""
+    for name in ("github", "https", "com", "0.1"):
+        policy = parse_policy(f"User-agent: {name}\nDisallow: /\nCrawl-delay: 30\n".encode(), now=0.0, ttl=60.0)
+        assert policy.allows("https://www.uscis.gov/news", ua), name
+        assert policy.crawl_delay(ua) is None, name
+    ours = parse_policy(b"User-agent: Policy-Monitor\nDisallow: /news\nCrawl-delay: 4\n", now=0.0, ttl=60.0)
+    assert not ours.allows("https://www.uscis.gov/news", ua) and ours.crawl_delay(ua) == 4.0
+
+
+def test_hosts_beyond_dns_limits_are_invalid_urls() -> None:
+    assert isinstance(_http_url("http://" + "a" * 64 + ".example.com/"), str)
+    assert isinstance(_http_url("http://" + "a." * 127 + "com/"), str)
+    assert not isinstance(_http_url("http://" + "a" * 63 + ".example.com/"), str)
+
+
+def test_origin_keys_spell_out_default_ports() -> None:
+    import httpx
+
+    assert origin_key(httpx.URL("https://www.uscis.gov/x")) == "https://www.uscis.gov:443"
+    assert origin_key(httpx.URL("http://www.uscis.gov/x")) == "http://www.uscis.gov:80"
+    assert origin_key(httpx.URL("http://127.0.0.1:8081/x")) == "http://127.0.0.1:8081"
 
 
 def test_crawl_delay_and_rules_from_robots() -> None:
