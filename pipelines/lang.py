@@ -7,6 +7,7 @@ import re
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
+_HAN_LANGS = frozenset({"ja", "zh", "ko"})
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ]+")
 
 # A few very frequent function words per Latin-script language; enough to tell
@@ -34,7 +35,8 @@ _MIN_SHARE = 0.08
 def detect_language(text: str, hint: str | None = None) -> str | None:
     """Return an ISO 639-1 code for `text` ("en", "ko", "ja", "zh", "fr", ...), or `hint` if unsure.
 
-    Scripts decide Korean, Japanese and Chinese; for Latin script the share of
+    Scripts decide Korean, Japanese and Chinese (Han characters with no kana or hangul
+    are the hint's language when the hint is ja, zh or ko); for Latin script the share of
     common function words decides. Only the first 2,000 characters are read.
     """
     sample = text[:2000]
@@ -48,7 +50,9 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
             return "ko"
         if kana:
             return "ja"
-        return "zh"
+        # Han alone: Japanese headlines and Korean hanja terms are often kanji only
+        # (高度専門職 在留資格), so a CJK hint outranks the guess of Chinese.
+        return hint if hint in _HAN_LANGS else "zh"
     if not words:
         return hint
     scores = dict.fromkeys(_STOPWORDS, 0)

@@ -17,6 +17,15 @@ from pipelines.lang import detect_language
         ("Pemerintah mengumumkan bahwa program visa untuk pekerja akan diperluas pada tahun ini.", None, "id"),
         ("E-7 H-1B 2025", "ko", "ko"),
         ("", "ja", "ja"),
+        # Han only (no kana, no hangul): the CJK hint decides, else Chinese
+        ("高度専門職 在留資格 認定件数", "ja", "ja"),
+        ("高度専門職 在留資格 認定件数", "zh", "zh"),
+        ("出入國管理法 施行令", "ko", "ko"),
+        ("高度専門職 在留資格 認定件数", None, "zh"),
+        ("高度専門職 在留資格 認定件数", "en", "zh"),
+        # kana or hangul still outrank the hint
+        ("高度専門職の認定", "zh", "ja"),
+        ("외국인 고용 허가", "ja", "ko"),
     ],
 )
 def test_detect_language(text, hint, expected):
