@@ -47,6 +47,36 @@ RETRY_INTERVAL = 30.0
 """Seconds between sweeps that retry failed deliveries and send digests that are due."""
 SHUTDOWN_GRACE = 8.0
 """Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
+CRON_JITTER_CAP = 300.0
+"""Most seconds a cron-scheduled crawl is delayed: whoever wrote a time of day meant roughly that time."""
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def cron_jitter(trigger: CronTrigger, now: datetime, cap: float = CRON_JITTER_CAP, samples: int = 500) -> float:
+    """A tenth of the shortest gap between the trigger's next `samples` fire times (within a year), at most `cap`.
+
+    A crontab's gaps need not be even ("0,1 * * * *" is 1 minute then 59): the shortest
+    one bounds the jitter, so a delayed run never lands past the next one.
+    """
+    shortest: float | None = None
+    previous = trigger.get_next_fire_time(None, now)
+    horizon = now + timedelta(days=366)
+    for _ in range(samples):
+        if previous is None or (shortest is not None and previous > horizon):
+            break
+        following = trigger.get_next_fire_time(previous, previous + timedelta(microseconds=1))
+        if following is None:
+            break
+        # In UTC: aware datetimes sharing a tzinfo subtract as wall clocks, wrong across DST changes.
+        gap = (following.astimezone(UTC) - previous.astimezone(UTC)).total_seconds()
+        if gap > 0:
+            shortest = gap if shortest is None else min(shortest, gap)
+        previous = following
+    if shortest is None:
+        return 0.0
+    return min(shortest / 10, cap)
 
 
 # ---------------------------------------------------------------- logging
@@ -152,6 +182,8 @@ class Daemon:
             self._host_locks.setdefault(host, threading.Lock())
             if source.cron:
                 trigger: Any = CronTrigger.from_crontab(source.cron, timezone=self.config.timezone)
+                # from_crontab takes no jitter; the trigger computes fire times with it once set.
+                trigger.jitter = cron_jitter(trigger, now) or None
                 first = None
                 grace = 600
             else:

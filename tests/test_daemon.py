@@ -19,9 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 
 from monitor.alerts import compile_rules
-from monitor.daemon import Daemon, DaemonLocked, acquire_lock, lock_path
+from monitor.daemon import CRON_JITTER_CAP, Daemon, DaemonLocked, acquire_lock, cron_jitter, lock_path
 from monitor.health import backoff_interval
 from pipelines.tagging import Tagger
 from storage import open_db
@@ -336,3 +337,27 @@ def test_a_job_that_raises_does_not_stop_the_schedule(tmp_path, site, monkeypatc
         assert daemon.shutdown()
     assert len(calls) >= 2
     assert any("the schedule goes on" in record.getMessage() for record in caplog.records)
+
+
+def test_cron_sources_get_a_tenth_of_their_shortest_gap_as_jitter_capped(tmp_path):
+    now = datetime(2026, 3, 2, 9, 0, 7, tzinfo=UTC)
+
+    def jitter(expr: str, timezone: str = "UTC") -> float:
+        return cron_jitter(CronTrigger.from_crontab(expr, timezone=timezone), now)
+
+    assert jitter("*/2 * * * *") == 12
+    assert jitter("0,1 * * * *") == 6  # gaps of 1 and 59 minutes: the shorter bounds it
+    assert jitter("0 */2 * * *") == CRON_JITTER_CAP
+    assert jitter("0 0 29 2 *") == CRON_JITTER_CAP  # fires once in four years: still capped, not zero
+    assert jitter("30 2 * * *", "Europe/Berlin") == CRON_JITTER_CAP  # DST changes give no zero gaps
+
+    config = make_config(tmp_path, sources=[
+        {"name": "cron", "kind": "feed", "url": "http://127.0.0.1:9/feed.xml", "cron": "*/3 * * * *"},
+        {"name": "every", "kind": "feed", "url": "http://127.0.0.1:9/other.xml", "every": "1h"}])
+    daemon = Daemon(config, Tagger.load(), [], retry_interval=60)
+    daemon.start()
+    try:
+        assert daemon.scheduler.get_job("crawl:cron").trigger.jitter == 18
+        assert daemon.scheduler.get_job("crawl:every").trigger.jitter == 360
+    finally:
+        assert daemon.shutdown()
