@@ -106,20 +106,25 @@ def _parse(text: str) -> datetime | None:
         if dt is not None and _MIN_YEAR <= dt.year <= _MAX_YEAR:
             return dt
 
-    m = _ERA_RE.search(s)
-    if m:
-        return _build(_era_year(m["era"], m["y"]), m["m"], m["d"], m)
-    m = _ERA_LETTER_RE.search(s)
-    if m:
-        return _build(_era_year(_ERA_LETTERS[m["era"]], m["y"]), m["m"], m["d"], m)
+    # Every match is tried in turn: a document number (2023-11-45) may precede the real date.
+    for m in _ERA_RE.finditer(s):
+        dt = _try_build(_era_year(m["era"], m["y"]), m["m"], m["d"], m)
+        if dt is not None:
+            return dt
+    for m in _ERA_LETTER_RE.finditer(s):
+        dt = _try_build(_era_year(_ERA_LETTERS[m["era"]], m["y"]), m["m"], m["d"], m)
+        if dt is not None:
+            return dt
     for pattern in (_CJK_RE, _NUMERIC_RE):
-        m = pattern.search(s)
-        if m:
-            return _build(int(m["y"]), m["m"], m["d"], m)
+        for m in pattern.finditer(s):
+            dt = _try_build(int(m["y"]), m["m"], m["d"], m)
+            if dt is not None:
+                return dt
     for pattern in (_MDY_RE, _DMY_RE):
-        m = pattern.search(s)
-        if m:
-            return _build(int(m["y"]), _MONTHS[m["mon"].lower()], m["d"], m)
+        for m in pattern.finditer(s):
+            dt = _try_build(int(m["y"]), _MONTHS[m["mon"].lower()], m["d"], m)
+            if dt is not None:
+                return dt
     return None
 
 
@@ -141,6 +146,14 @@ def _era_year(era: str, year: str) -> int:
     """Gregorian year of a Japanese era year ("元" is the first year)."""
     n = 1 if year == "元" else int(year)
     return _ERAS[era] + n - 1
+
+
+def _try_build(year: int, month: str | int, day: str | int, m: re.Match[str]) -> datetime | None:
+    """_build, or None where the parts make no valid date or time (2023-11-45, 25:00)."""
+    try:
+        return _build(year, month, day, m)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _build(year: int, month: str | int, day: str | int, m: re.Match[str]) -> datetime | None:

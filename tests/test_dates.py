@@ -70,6 +70,14 @@ BST = timezone(timedelta(hours=1))
         ("Published 20 July 2025", datetime(2025, 7, 20)),
         ("July 20, 2025 2:30 PM", datetime(2025, 7, 20, 14, 30)),
         ("July 20, 2025 12:05 am", datetime(2025, 7, 20, 0, 5)),
+        # an earlier match that is no date (a document number) does not hide the real one
+        ("문서번호 2023-11-45 등록일 2025.07.20", datetime(2025, 7, 20)),
+        ("No. 1024.12.01 / 2025-07-20", datetime(2025, 7, 20)),
+        ("令和7年13月1日 改正 令和7年7月20日 施行", datetime(2025, 7, 20)),
+        ("R7.13.1 R7.7.20", datetime(2025, 7, 20)),
+        ("2025년 13월 1일, 2025년 7월 20일", datetime(2025, 7, 20)),
+        ("February 30, 2025 or March 1, 2025", datetime(2025, 3, 1)),
+        ("30 Feb 2025, 1 Mar 2025", datetime(2025, 3, 1)),
     ],
 )
 def test_parse_date(text, expected):
