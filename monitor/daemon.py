@@ -28,7 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.alerts import AlertSender, CompiledRule
-from monitor.config import WEEKDAYS, Config, SourceConfig
+from monitor.config import Config, SourceConfig
 from monitor.crawl import SourceOutcome, run_crawl
 from monitor.health import backoff_interval
 from monitor.lock import DaemonLock, DaemonLocked, acquire_lock, lock_path
@@ -136,7 +136,7 @@ class _LockedTagger:
 
 
 class Daemon:
-    """Schedules the crawl of every enabled source, alert delivery and digests in a BackgroundScheduler."""
+    """Schedules the crawl of every enabled source and the alert sweep (retries, digests) in a BackgroundScheduler."""
 
     def __init__(
         self,
@@ -196,17 +196,9 @@ class Daemon:
             scheduler.add_job(self._guarded(self.crawl_source, source), trigger, id=f"crawl:{source.name}",
                               name=f"crawl {source.name}", misfire_grace_time=grace,
                               **({"next_run_time": first} if first is not None else {}))
-        for compiled in self.rules:
-            rule = compiled.rule
-            if rule.mode == "immediate":
-                continue
-            hour, minute = (int(p) for p in rule.at.split(":"))
-            trigger = CronTrigger(hour=hour, minute=minute, timezone=self.config.timezone,
-                                  day_of_week=WEEKDAYS.index(rule.day) if rule.mode == "weekly" else None)
-            scheduler.add_job(self._guarded(self.deliver, digests=True, immediate=False), trigger,
-                              id=f"digest:{rule.name}", name=f"digest {rule.name}", misfire_grace_time=3600)
-        # Retries failed deliveries, catches articles stored by another process, and sends digests
-        # that came due while the daemon was down; its first run flushes what a restart left pending.
+        # The one job that sends digests (within `retry_interval` of their `at` time, or of a restart
+        # that missed it); it also retries failed deliveries and catches articles stored by another
+        # process. Its first run flushes what a restart left pending.
         scheduler.add_job(self._guarded(self.deliver), IntervalTrigger(seconds=self.retry_interval),
                           id="alerts:sweep", name="alert sweep", misfire_grace_time=int(self.retry_interval),
                           next_run_time=now)

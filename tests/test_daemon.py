@@ -27,7 +27,7 @@ from monitor.health import backoff_interval
 from pipelines.tagging import Tagger
 from storage import open_db
 from tests.conftest import ROOT
-from tests.test_alerts_fixtures import SmtpSink, free_port, make_config, smtp_email
+from tests.test_alerts_fixtures import SmtpSink, add_article, free_port, maildir_messages, make_config, smtp_email
 
 PARAGRAPH = ("The ministry said the {topic} visa programme will accept more applicants next year. "
              "Employers welcomed the change, and officials expect the number of skilled workers to grow. "
@@ -359,5 +359,39 @@ def test_cron_sources_get_a_tenth_of_their_shortest_gap_as_jitter_capped(tmp_pat
     try:
         assert daemon.scheduler.get_job("crawl:cron").trigger.jitter == 18
         assert daemon.scheduler.get_job("crawl:every").trigger.jitter == 360
+    finally:
+        assert daemon.shutdown()
+
+
+class Clock:
+    """The alert sender's clock, set by the test (the scheduler itself runs on real time)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+def test_the_sweep_alone_sends_a_digest_once_when_its_time_comes(tmp_path):
+    config = make_config(tmp_path, sources=[],
+                         alerts=[{"name": "morning", "to": "r@example.org", "query": "visa", "mode": "daily",
+                                  "at": "08:00"}])
+    tagger = Tagger.load()
+    clock = Clock(datetime(2026, 3, 2, 7, 59, 50, tzinfo=UTC))
+    daemon = Daemon(config, tagger, compile_rules(config, tagger), retry_interval=1, now=clock)
+    daemon.start()
+    try:
+        # One mechanism sends digests: the sweep (no per-rule cron job racing it).
+        assert {job.id for job in daemon.scheduler.get_jobs()} == {"alerts:sweep"}
+        add_article(config, "Visa one", "visa news", fetched_at="2026-03-02T07:00:00+00:00")
+        add_article(config, "Visa two", "visa news", fetched_at="2026-03-02T07:30:00+00:00")
+        time.sleep(1.5)
+        assert maildir_messages(config.email.outbox) == []  # 07:59:50: not yet
+        clock.moment = datetime(2026, 3, 2, 8, 0, 10, tzinfo=UTC)
+        assert wait_until(lambda: maildir_messages(config.email.outbox), timeout=10)
+        time.sleep(1.5)  # more sweeps: nothing more
+        (message,) = maildir_messages(config.email.outbox)
+        assert message["Subject"] == "[policy-monitor] morning: 2 new articles"
     finally:
         assert daemon.shutdown()
