@@ -395,3 +395,54 @@ def test_the_sweep_alone_sends_a_digest_once_when_its_time_comes(tmp_path):
         assert message["Subject"] == "[policy-monitor] morning: 2 new articles"
     finally:
         assert daemon.shutdown()
+
+
+def test_run_keeps_the_lock_until_exit_when_a_job_is_still_running(tmp_path, monkeypatch):
+    """Unit level: a job stuck sending at shutdown; until the process is gone no second daemon may start."""
+    import argparse
+
+    import monitor.commands.run as run_command
+    import monitor.daemon as daemon_module
+
+    class Exited(Exception):
+        pass
+
+    class StuckDaemon:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def wait(self) -> None:
+            pass
+
+        def shutdown(self) -> bool:
+            return False  # a job did not finish in the grace time
+
+    def fake_exit(code: int) -> None:
+        # The lock must still be held when the process ends; the OS frees it then.
+        with pytest.raises(DaemonLocked):
+            acquire_lock(config.db_path)
+        raise Exited(code)
+
+    config = make_config(tmp_path, sources=[])
+    (tmp_path / "config.toml").write_text('[storage]\npath = "test.db"\n', encoding="utf-8")
+    monkeypatch.setattr(daemon_module, "Daemon", StuckDaemon)
+    monkeypatch.setattr(daemon_module, "setup_logging", lambda fmt: None)
+    monkeypatch.setattr(run_command.os, "_exit", fake_exit)
+    monkeypatch.setattr(run_command.signal, "signal", lambda *args: None)
+    args = argparse.Namespace(config=str(tmp_path / "config.toml"), db=None, log_format="text")
+    with pytest.raises(Exited) as exited:
+        run_command.handle(args)
+    assert exited.value.args == (0,)
+
+    class CleanDaemon(StuckDaemon):
+        def shutdown(self) -> bool:
+            return True
+
+    # (The stuck run's lock stays held in this process, which did not really exit: use another database.)
+    monkeypatch.setattr(daemon_module, "Daemon", CleanDaemon)
+    other = tmp_path / "other.db"
+    assert run_command.handle(argparse.Namespace(**{**vars(args), "db": str(other)})) == 0
+    acquire_lock(other).release()  # a clean stop releases it at once

@@ -44,6 +44,7 @@ def handle(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    stuck = False
     try:
         from monitor.alerts import compile_rules
         from pipelines.tagging import Tagger
@@ -55,10 +56,13 @@ def handle(args: argparse.Namespace) -> int:
         daemon = Daemon(config, tagger, rules, stop=stop)
         daemon.start()
         daemon.wait()
-        finished = daemon.shutdown()
+        stuck = not daemon.shutdown()
     finally:
-        lock.release()
-    if not finished:
+        # A job still running may be sending an alert: released now, the lock would let a new daemon
+        # start and send it again. os._exit below ends the process, and the OS frees the lock then.
+        if not stuck:
+            lock.release()
+    if stuck:
         # A job stuck in network I/O must not hold the exit past the service manager's patience;
         # SQLite rolls back any transaction it had open.
         logging.shutdown()
