@@ -154,3 +154,14 @@ def test_a_bad_taxonomy_file_is_a_one_line_error_for_every_command(tmp_path):
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
         assert "extra.toml" in result.stderr and "invalid TOML" in result.stderr
+
+
+def test_send_with_an_unset_password_variable_is_a_one_line_config_error(tmp_path):
+    email = ('[email]\nhost = "127.0.0.1"\nport = 9\nusername = "alerts"\npassword_env = "MONITOR_TEST_UNSET_PW"\n'
+             'sender = "alerts@example.org"\n')
+    config = _setup(tmp_path, CONFIG.replace('[email]\noutbox = "outbox"\nsender = "alerts@example.org"\n', email))
+    open_db(config.db_path).close()
+    result = monitor("alerts", "send", cwd=tmp_path)  # nothing pending: still refused, before anything is due
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "MONITOR_TEST_UNSET_PW" in result.stderr
+    assert monitor("alerts", "send", "--dry-run", cwd=tmp_path).returncode == 0  # a dry run sends nothing

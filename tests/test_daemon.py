@@ -446,3 +446,17 @@ def test_run_keeps_the_lock_until_exit_when_a_job_is_still_running(tmp_path, mon
     other = tmp_path / "other.db"
     assert run_command.handle(argparse.Namespace(**{**vars(args), "db": str(other)})) == 0
     acquire_lock(other).release()  # a clean stop releases it at once
+
+
+def test_run_with_an_unset_password_variable_exits_2_at_once(tmp_path, site):
+    sink = SmtpSink()  # not started: the daemon must not get as far as mailing
+    config = write_config(tmp_path, site, sink)
+    config.write_text(config.read_text().replace('security = "none"\n',
+                                                 'security = "none"\nusername = "alerts"\n'
+                                                 'password_env = "MONITOR_TEST_UNSET_PW"\n'), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_CONFIG", "MONITOR_TEST_UNSET_PW")}
+    result = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "run"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=30, env={**env, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "MONITOR_TEST_UNSET_PW" in result.stderr
+    assert site.requests == 0  # refused before anything was scheduled

@@ -87,6 +87,10 @@ def handle_send(args: argparse.Namespace) -> int:
     rules = _compiled(config)
     lock = None
     if not args.dry_run:
+        from monitor.mail import check_email_config
+
+        # Checked even with nothing due, so a broken [email] shows before the first alert is.
+        check_email_config(config.email)
         # A running daemon delivers alerts itself; two senders at once could send one alert twice.
         try:
             lock = acquire_lock(config.db_path, "monitor alerts send")

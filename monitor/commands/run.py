@@ -25,8 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon, setup_logging
     from monitor.lock import DaemonLocked, acquire_lock
+    from monitor.mail import check_email_config
 
     config = load(args)
+    # Refused now, in one line, rather than as a traceback in the log at every delivery attempt.
+    check_email_config(config.email)
     setup_logging(args.log_format)
     try:
         lock = acquire_lock(config.db_path)
