@@ -11,7 +11,7 @@ status None, so every fetch leaves a trace.
 
 Error classes (`FetchResult.error`, `RequestRecord.error`; "" means success):
 
-- Timeout: no complete response within `timeout` (whole request), or httpx's connect/read timeout.
+- Timeout: the call's `timeout` ran out (see below), or httpx's connect/read timeout struck.
 - ConnectError: connection refused, DNS failure, TLS handshake trouble other than certificates.
 - ConnectionDropped: the server closed the connection mid-response (a truncated body is never a success).
 - ProxyError: the HTTP(S)_PROXY in use failed.
@@ -28,9 +28,17 @@ Error classes (`FetchResult.error`, `RequestRecord.error`; "" means success):
 - HostBackoff: not requested, because the host recently asked for a Retry-After over `max_retry_after`.
 - InvalidRequest: httpx refused to send the request (e.g. a validator with illegal characters).
 
+Deadline: `timeout` bounds one `fetch` call as a whole. Every try, every redirect hop, the
+robots.txt fetch it may need and the sleeps between tries draw from that one budget, so a server
+that trickles a byte every few seconds holds a worker for `timeout`, not for tries x hops x
+`timeout`. Time spent queuing for a host (`per_host_concurrency`, `per_host_delay`, Crawl-delay,
+another call fetching the same robots.txt) is not charged: that is politeness, not the server.
+
 Retries: Timeout, ConnectError, ConnectionDropped, ProxyError, 5xx and 429 are retried with
-exponential backoff and jitter, `max_tries` tries in all; a Retry-After on 429/503 is waited
-for when it is at most `max_retry_after`, otherwise the result says `retry_later` at once.
+exponential backoff and jitter, `max_tries` tries in all, while the budget lasts: a wait that
+would not leave time for another try ends the call with the last try's outcome. A Retry-After on
+429/503 is waited for when it is at most `max_retry_after` and fits the budget; otherwise the
+result says `retry_later` at once.
 
 SSRF and proxies: unless `allow_private_addresses`, the host of every hop is resolved first and
 refused if any address is not public. Direct connections are also pinned (see
@@ -92,7 +100,10 @@ ACCEPT = {
 class FetchSettings:
     user_agent: str = "policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor)"
     timeout: float = 30.0
-    """Deadline in seconds for the whole request, retries excluded (connect + headers + body)."""
+    """Deadline in seconds for one fetch() call as a whole: connect, headers and body of every try and
+    redirect hop, the robots.txt fetch it needs, and the backoff sleeps between tries. Queuing for a
+    host (per-host concurrency and delay, Crawl-delay) is not charged. When it runs out the result is
+    Timeout, or the last try's outcome if the budget ran out between tries."""
     connect_timeout: float = 10.0
     max_bytes: int = 10_000_000
     """Bound on the body, compressed and decompressed alike."""
@@ -107,7 +118,7 @@ class FetchSettings:
     allow_private_addresses: bool = False
     obey_robots: bool = True
     read_timeout: float | None = None
-    """Longest wait for any single read; None means `timeout`."""
+    """Longest wait for any single read; None means `timeout` (which still bounds the call)."""
     backoff_base: float = 1.0
     """First retry waits about this long (jittered), doubling for each further try."""
     backoff_max: float = 30.0
@@ -369,6 +380,21 @@ class HostMemory:
         """host key -> (monotonic time until which it is not asked, why)."""
 
 
+class _Budget:
+    """What is left of one fetch() call's `timeout`; time spent queuing for a host is given back."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def give_back(self, seconds: float) -> None:
+        """Don't charge these seconds (spent waiting for our turn at a host, not on the server)."""
+        self.deadline += max(0.0, seconds)
+
+
 @dataclass
 class _Attempt:
     record: RequestRecord
@@ -503,11 +529,12 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         seen = {str(target)}
         redirects = 0
+        budget = _Budget(self.settings.timeout)
         while True:
             result.final_url = str(target)
-            if not await self._admit(target, result):
+            if not await self._admit(target, result, budget):
                 return result
-            attempt = await self._request_with_retries(target, headers, expect, result)
+            attempt = await self._request_with_retries(target, headers, expect, result, budget)
             record = attempt.record
             if not record.error and attempt.location is not None:
                 following = _follow(target, attempt.location)
@@ -529,20 +556,20 @@ class Fetcher:
 
     # -- one hop -----------------------------------------------------------------------------
 
-    async def _admit(self, url: httpx.URL, result: FetchResult) -> bool:
+    async def _admit(self, url: httpx.URL, result: FetchResult, budget: _Budget) -> bool:
         """Host back-off, SSRF guard and robots.txt for one hop; on refusal fill result and return False."""
         state = self._host(host_key(url))
         now = time.monotonic()
         if state.blocked_until > now:
             self._refuse(result, str(url), "HostBackoff", state.blocked_reason, retry_later=True)
             return False
-        refusal = await self._guard(url)
+        refusal = await self._guard(url, budget)
         if refusal is not None:
             error, message = refusal
             self._refuse(result, str(url), error, message, transient=error == "ConnectError")
             return False
         if self.settings.obey_robots:
-            policy = await self._robots_policy(url, result)
+            policy = await self._robots_policy(url, result, budget)
             if not policy.allows(str(url), self.settings.user_agent):
                 if not policy.unreachable:
                     self._refuse(result, str(url), "RobotsDisallowed", "disallowed by robots.txt")
@@ -557,13 +584,14 @@ class Fetcher:
                 return False
         return True
 
-    async def _guard(self, url: httpx.URL) -> tuple[str, str] | None:
+    async def _guard(self, url: httpx.URL, budget: _Budget | None = None) -> tuple[str, str] | None:
         """SSRF check before any connection: (error, message) to refuse, None to go ahead."""
         if self.settings.allow_private_addresses:
             return None
         port = effective_port(url.scheme, url.port)
+        limit = self.settings.connect_timeout if budget is None else min(self.settings.connect_timeout, budget.left())
         try:
-            async with asyncio.timeout(self.settings.connect_timeout):
+            async with asyncio.timeout(max(0.0, limit)):
                 message = await check_host(url.raw_host.decode("ascii"), port, self.resolver)
         except UnicodeError as exc:
             # getaddrinfo's IDNA codec refuses names _http_url let through; nothing can reach them.
@@ -576,13 +604,14 @@ class Fetcher:
         return ("PrivateAddress", _short(message)) if message else None
 
     async def _request_with_retries(
-        self, url: httpx.URL, headers: dict[str, str], expect: Expect, result: FetchResult,
+        self, url: httpx.URL, headers: dict[str, str], expect: Expect, result: FetchResult, budget: _Budget,
         max_bytes: int | None = None, truncate: bool = False,
     ) -> _Attempt:
-        """One hop with retries for transient trouble; every try is appended to result.records."""
+        """One hop with retries for transient trouble, within the call's budget; every try goes into result.records."""
         tries = max(1, self.settings.max_tries)
         for number in range(1, tries + 1):
-            attempt = await self._request(url, headers, expect, max_bytes or self.settings.max_bytes, truncate)
+            attempt = await self._request(url, headers, expect, budget, max_bytes or self.settings.max_bytes,
+                                          truncate)
             result.records.append(attempt.record)
             if not _retryable(attempt):
                 return attempt
@@ -594,33 +623,37 @@ class Fetcher:
                     return attempt
                 wait = max(wait, attempt.retry_after)
                 self._hold_host(url, time.monotonic() + attempt.retry_after)
-            if number == tries:
+            if number == tries or wait >= budget.left():
+                # Out of tries, or the wait would eat what is left of `timeout`: this is the outcome.
                 attempt.retry_later = attempt.record.status in (429, 503)
                 return attempt
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
     async def _request(
-        self, url: httpx.URL, headers: dict[str, str], expect: Expect, max_bytes: int, truncate: bool = False
+        self, url: httpx.URL, headers: dict[str, str], expect: Expect, budget: _Budget, max_bytes: int,
+        truncate: bool = False,
     ) -> _Attempt:
-        """Exactly one GET within the per-host limits and the whole-request deadline."""
+        """Exactly one GET within the per-host limits and what is left of the call's deadline."""
         key = host_key(url)
         state = self._host(key)
+        queued = time.monotonic()
         async with state.semaphore:
             await self._wait_turn(state)
+            budget.give_back(time.monotonic() - queued)
             state.in_flight += 1
             self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), state.in_flight)
             attempt = _Attempt(RequestRecord(str(url), None, "", "", _now(), 0, 0.0))
             started = time.monotonic()
             try:
-                async with asyncio.timeout(self.settings.timeout):
+                async with asyncio.timeout(max(0.0, budget.left())):
                     async with self._client.stream("GET", url, headers=headers) as response:
                         attempt.record.status = response.status_code
                         attempt.headers = response.headers
                         await self._read(response, attempt, expect, max_bytes, truncate)
             except TimeoutError:
                 attempt.record.error = "Timeout"
-                attempt.record.message = f"no complete response within {self.settings.timeout:g} s"
+                attempt.record.message = f"no complete response within the fetch's {budget.seconds:g} s deadline"
             except _Refusal as exc:
                 attempt.record.error, attempt.record.message = exc.error, _short(exc.message)
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, zlib.error,
@@ -725,30 +758,33 @@ class Fetcher:
 
     # -- robots.txt --------------------------------------------------------------------------
 
-    async def _robots_policy(self, url: httpx.URL, result: FetchResult) -> robotstxt.RobotsPolicy:
+    async def _robots_policy(self, url: httpx.URL, result: FetchResult, budget: _Budget) -> robotstxt.RobotsPolicy:
         """The cached robots.txt policy of url's origin, fetched (once, even when called concurrently) if stale."""
         key = robotstxt.origin_key(url)
         policy = self.memory.robots.get(key)
         if policy is None or policy.expires <= time.monotonic():
             lock = self._robots_locks.setdefault(key, asyncio.Lock())
+            queued = time.monotonic()
             async with lock:
+                # Waiting while another call fetches robots.txt is queuing, not our server time.
+                budget.give_back(time.monotonic() - queued)
                 policy = self.memory.robots.get(key)
                 if policy is None or policy.expires <= time.monotonic():
-                    policy = await self._fetch_robots(url, result)
+                    policy = await self._fetch_robots(url, result, budget)
                     self.memory.robots[key] = policy
         delay = policy.crawl_delay(self.settings.user_agent)
         self._host(host_key(url)).crawl_delay = min(delay or 0.0, self.settings.max_crawl_delay)
         return policy
 
-    async def _fetch_robots(self, url: httpx.URL, result: FetchResult) -> robotstxt.RobotsPolicy:
+    async def _fetch_robots(self, url: httpx.URL, result: FetchResult, budget: _Budget) -> robotstxt.RobotsPolicy:
         """GET robots.txt (records go into result) and turn the outcome into a policy per RFC 9309."""
         s = self.settings
         target = httpx.URL(robotstxt.robots_url(url))
         headers = {"Accept": "text/plain,*/*;q=0.5"}
         for hop in range(6):  # RFC 9309: follow at least five redirects
-            if hop and await self._guard(target) is not None:
+            if hop and await self._guard(target, budget) is not None:
                 return robotstxt.allow_all(time.monotonic(), s.robots_ttl, "robots.txt redirects off-limits")
-            attempt = await self._request_with_retries(target, headers, "any", result,
+            attempt = await self._request_with_retries(target, headers, "any", result, budget,
                                                        robotstxt.ROBOTS_MAX_BYTES, truncate=True)
             record = attempt.record
             now = time.monotonic()

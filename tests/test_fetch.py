@@ -291,13 +291,41 @@ def test_stall_before_headers_times_out(server: HostileServer) -> None:
     assert result.error == "Timeout" and result.status is None
 
 
-def test_trickle_is_bounded_by_the_whole_request_deadline_and_retried(server: HostileServer) -> None:
+def test_trickle_is_bounded_by_the_whole_request_deadline(server: HostileServer) -> None:
     # Each byte arrives well within the read timeout; only the whole-request deadline can stop it.
     s = settings(timeout=1.0, read_timeout=10.0, max_tries=2)
-    result = fetch(server.url("/trickle?interval=0.2&length=100"), "html", within=3.5, fetch_settings=s)
-    assert result.error == "Timeout" and "1 s" in result.message
-    assert [r.error for r in page_records(result)] == ["Timeout", "Timeout"]
-    assert all(0.9 < r.elapsed < 2.0 for r in page_records(result))
+    result = fetch(server.url("/trickle?interval=0.2&length=100"), "html", within=1.6, fetch_settings=s)
+    assert result.error == "Timeout" and "1 s" in result.message and result.transient
+    assert [r.error for r in page_records(result)] == ["Timeout"]
+    assert 0.9 < page_records(result)[0].elapsed < 1.2
+
+
+@pytest.mark.parametrize("path", ["/trickle?interval=0.5&length=100", "/stall", "/stall-headers"])
+def test_timeout_is_one_budget_for_the_whole_call_retries_included(server: HostileServer, path: str) -> None:
+    """Issue 4: a slow server must not hold a worker beyond `timeout`, however many tries are allowed."""
+    result = fetch(server.url(path), "html", within=1.5 + 0.4, fetch_settings=settings(timeout=1.5, max_tries=3))
+    assert result.error == "Timeout" and len(page_records(result)) == 1
+
+
+def test_slow_robots_txt_and_page_share_one_budget() -> None:
+    with HostileServer(static={"/robots.txt": Static("User-agent: *\nAllow: /\n", content_type="text/plain",
+                                                     delay=0.8)}) as hostile:
+        result = fetch(hostile.url("/stall"), "html", within=1.5 + 0.4, fetch_settings=settings(timeout=1.5))
+        assert result.error == "Timeout" and [r.error for r in result.records] == ["", "Timeout"]
+        assert result.records[1].elapsed < 0.9  # only what robots.txt left of the 1.5 s
+
+
+def test_fast_failures_are_retried_within_the_budget(server: HostileServer) -> None:
+    s = settings(timeout=1.5, max_tries=3, backoff_base=0.2)
+    result = fetch(server.url("/503-then-200?key=budget-test&times=2"), "html", within=1.5, fetch_settings=s)
+    assert result.ok and [r.status for r in page_records(result)] == [503, 503, 200]
+
+
+def test_a_retry_after_beyond_the_budget_is_not_waited_for(server: HostileServer) -> None:
+    s = settings(timeout=1.5)
+    result = fetch(server.url("/429-then-200?key=over-budget&retry_after=5"), "html", within=1.0, fetch_settings=s)
+    assert result.status == 429 and result.retry_later and result.retry_after == 5
+    assert len(page_records(result)) == 1
 
 
 def test_connection_dropped_mid_body_is_an_error(server: HostileServer) -> None:
