@@ -4,14 +4,19 @@ Exactly-once delivery rests on two tables. `alert_deliveries(rule, article_id,
 recipient)` records each recipient's copy once the SMTP server accepted it, so
 a retry never sends a recipient the same alert twice; `alerts_sent(rule,
 article_id)` is written when every recipient has it, and an article in it is
-never a candidate for that rule again. Knows nothing of SMTP or of the config
-model: rules come in as `RuleConditions`.
+never a candidate for that rule again. `alert_digests` holds the digest slots
+each recipient was sent, `alert_failures` the messages a server refused for
+good (5xx), with how often, and when they were given up. Knows nothing of SMTP
+or of the config model: rules come in as `RuleConditions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +51,12 @@ class RuleConditions:
     sources: Sequence[str] = ()
     langs: Sequence[str] = ()
     figures: Sequence[FigureFilter] = field(default_factory=tuple)
+
+
+def conditions_hash(conditions: RuleConditions) -> str:
+    """A hash of what `conditions` match: equal conditions, equal hash (lists compared in order)."""
+    canonical = json.dumps(dataclasses.asdict(conditions), sort_keys=True, ensure_ascii=False, default=list)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]:
@@ -109,37 +120,59 @@ def _figure_clause(figure: FigureFilter) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def register_rules(db: sqlite_utils.Database, names: Iterable[str]) -> dict[str, int]:
+def register_rules(
+    db: sqlite_utils.Database, rules: Iterable[str] | Mapping[str, str | None], *, prune: bool = False
+) -> dict[str, int]:
     """Note rules not seen before, with the newest stored article as their baseline; return every baseline.
 
     A rule alerts only on articles with an id above its `first_article_id`, so
-    adding a rule to a full database sends nothing about the backlog.
+    adding a rule to a full database sends nothing about the backlog. `rules`
+    maps names to their `conditions_hash`: a rule whose hash changed starts
+    afresh from the newest article (a rule recorded without a hash just gets
+    it). With `prune`, rules not in `rules` are forgotten, so a rule removed
+    and added again later starts afresh too. Plain names change no hash.
     """
-    names = list(dict.fromkeys(names))
+    hashes = dict(rules) if isinstance(rules, Mapping) else dict.fromkeys(rules)
     now = utc_now()
     with transaction(db):
         # Inside the write transaction, no article can be stored between reading
         # max(id) and recording it.
-        newest = db.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0]
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO alert_rules (name, first_seen_at, first_article_id) VALUES (?, ?, ?)",
-            [(name, now, newest) for name in names],
-        )
-    return rule_baselines(db.conn, names)
+        newest = newest_article_id(db.conn)
+        if prune:
+            marks = ",".join("?" * len(hashes))
+            db.conn.execute(f"DELETE FROM alert_rules WHERE name NOT IN ({marks})", list(hashes))
+        known = registered_rules(db.conn, hashes)
+        for name, digest in hashes.items():
+            if name not in known:
+                db.conn.execute("INSERT INTO alert_rules (name, first_seen_at, first_article_id, conditions_hash)"
+                                " VALUES (?, ?, ?, ?)", [name, now, newest, digest])
+            elif digest is not None and known[name][1] is None:
+                db.conn.execute("UPDATE alert_rules SET conditions_hash = ? WHERE name = ?", [digest, name])
+            elif digest is not None and known[name][1] != digest:
+                db.conn.execute("UPDATE alert_rules SET first_seen_at = ?, first_article_id = ?,"
+                                " conditions_hash = ? WHERE name = ?", [now, newest, digest, name])
+    return rule_baselines(db.conn, hashes)
 
 
-def rule_baselines(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
-    """`first_article_id` of each registered rule among `names` (unregistered rules are left out)."""
+def registered_rules(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+    """`(first_article_id, conditions_hash)` of each registered rule among `names`."""
     names = list(names)
     if not names:
         return {}
     rows = conn.execute(
-        f"SELECT name, first_article_id FROM alert_rules WHERE name IN ({','.join('?' * len(names))})", names
+        "SELECT name, first_article_id, conditions_hash FROM alert_rules"
+        f" WHERE name IN ({','.join('?' * len(names))})", names,
     ).fetchall()
-    return {name: int(first) for name, first in rows}
+    return {name: (int(first), digest) for name, first, digest in rows}
+
+
+def rule_baselines(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+    """`first_article_id` of each registered rule among `names` (unregistered rules are left out)."""
+    return {name: first for name, (first, _) in registered_rules(conn, names).items()}
 
 
 def newest_article_id(conn: sqlite3.Connection) -> int:
+    """The highest article id stored, 0 for an empty database."""
     return int(conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
 
 
@@ -183,11 +216,21 @@ def matching_articles(
 
 def delivered_recipients(conn: sqlite3.Connection, rule: str, article_ids: Sequence[int]) -> dict[int, set[str]]:
     """For each article id, the recipients that already have the rule's alert about it."""
+    return _recipients(conn, "alert_deliveries", rule, article_ids)
+
+
+def given_up_recipients(conn: sqlite3.Connection, rule: str, article_ids: Sequence[int]) -> dict[int, set[str]]:
+    """For each article id, the recipients whose alert about it was refused for good and given up."""
+    return _recipients(conn, "alert_failures", rule, article_ids, "gave_up_at IS NOT NULL")
+
+
+def _recipients(conn: sqlite3.Connection, table: str, rule: str, article_ids: Sequence[int],
+                condition: str = "1") -> dict[int, set[str]]:
     found: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
     for start in range(0, len(article_ids), 500):
         chunk = list(article_ids[start : start + 500])
         rows = conn.execute(
-            "SELECT article_id, recipient FROM alert_deliveries WHERE rule = ?"
+            f"SELECT article_id, recipient FROM {table} WHERE rule = ? AND {condition}"
             f" AND article_id IN ({','.join('?' * len(chunk))})",
             [rule, *chunk],
         )
@@ -202,11 +245,14 @@ def record_delivery(
     article_ids: Sequence[int],
     recipient: str,
     recipients: Sequence[str],
+    *,
+    slot: str | None = None,
 ) -> list[int]:
     """Record that `recipient` got the rule's alert about `article_ids`; call only after the server accepted it.
 
     Articles that every one of `recipients` now has go into `alerts_sent`;
-    their ids are returned.
+    their ids are returned. `slot`: the digest slot the message was for,
+    recorded in the same transaction so that slot is never sent again.
     """
     now = utc_now()
     with transaction(db):
@@ -214,6 +260,8 @@ def record_delivery(
             "INSERT OR IGNORE INTO alert_deliveries (rule, article_id, recipient, sent_at) VALUES (?, ?, ?, ?)",
             [(rule, article_id, recipient, now) for article_id in article_ids],
         )
+        if slot is not None:
+            _record_slot(db.conn, rule, recipient, slot, now, len(article_ids))
         have = delivered_recipients(db.conn, rule, list(article_ids))
         complete = [article_id for article_id in article_ids if set(recipients) <= have[article_id]]
         db.conn.executemany(
@@ -221,6 +269,55 @@ def record_delivery(
             [(rule, article_id, now) for article_id in complete],
         )
     return complete
+
+
+def record_failure(
+    db: sqlite_utils.Database,
+    rule: str,
+    article_ids: Sequence[int],
+    recipient: str,
+    error: str,
+    *,
+    give_up_after: int,
+    slot: str | None = None,
+) -> bool:
+    """Count one more refusal for good (5xx) of the rule's alert about `article_ids` to `recipient`.
+
+    After `give_up_after` of them the alert is given up: never retried, and
+    its digest `slot` counts as done. Returns whether it was given up now.
+    """
+    now = utc_now()
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO alert_failures (rule, article_id, recipient, attempts, last_error, updated_at)"
+            " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (rule, article_id, recipient)"
+            " DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
+            " updated_at = excluded.updated_at",
+            [(rule, article_id, recipient, error, now) for article_id in article_ids],
+        )
+        marks = ",".join("?" * len(article_ids))
+        attempts = db.conn.execute(
+            f"SELECT max(attempts) FROM alert_failures WHERE rule = ? AND recipient = ? AND article_id IN ({marks})",
+            [rule, recipient, *article_ids]).fetchone()[0] or 0
+        if attempts < give_up_after:
+            return False
+        db.conn.execute(
+            f"UPDATE alert_failures SET gave_up_at = ? WHERE rule = ? AND recipient = ? AND article_id IN ({marks})",
+            [now, rule, recipient, *article_ids])
+        if slot is not None:
+            _record_slot(db.conn, rule, recipient, slot, now, 0)
+    return True
+
+
+def _record_slot(conn: sqlite3.Connection, rule: str, recipient: str, slot: str, now: str, count: int) -> None:
+    conn.execute("INSERT OR IGNORE INTO alert_digests (rule, recipient, slot, sent_at, articles)"
+                 " VALUES (?, ?, ?, ?, ?)", [rule, recipient, slot, now, count])
+
+
+def digest_sent(conn: sqlite3.Connection, rule: str, slot: str) -> set[str]:
+    """The recipients the rule's digest for `slot` (an ISO time) already went to, or was given up for."""
+    return {row[0] for row in conn.execute("SELECT recipient FROM alert_digests WHERE rule = ? AND slot = ?",
+                                           [rule, slot])}
 
 
 def record_sent(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int]) -> None:

@@ -189,6 +189,31 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE http_cache ADD COLUMN settings TEXT;
     """,
+    # 7 (alerts): the hash of each rule's conditions, so an edited rule starts
+    # afresh instead of sending the backlog; the digest slots already sent to
+    # each recipient, so one slot is never sent twice; and messages the SMTP
+    # server refused for good (5xx), retried a few times and then given up.
+    """
+    ALTER TABLE alert_rules ADD COLUMN conditions_hash TEXT;
+    CREATE TABLE alert_digests (
+        rule TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        articles INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (rule, recipient, slot)
+    );
+    CREATE TABLE alert_failures (
+        rule TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        updated_at TEXT NOT NULL,
+        gave_up_at TEXT,
+        PRIMARY KEY (rule, article_id, recipient)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
