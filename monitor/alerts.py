@@ -5,11 +5,14 @@
     sender.register()                                # note new rules: the backlog is never alerted
     report = sender.deliver()                        # immediate rules, and digests whose time has come
 
-A rule alerts on articles stored after it first appeared. An article is
-recorded for a recipient only after the server accepted the message, and in
-`alerts_sent` once every recipient has it; a failed delivery stays pending
-and the next `deliver` retries it. The same story from several outlets
-(same content hash, or near-identical text) alerts once, listing the sources.
+A rule alerts on articles stored after it first appeared; a rule whose
+conditions changed, or that was removed and added again, starts afresh. An
+article is recorded for a recipient only after the server accepted the
+message, and in `alerts_sent` once every recipient has it; a failed delivery
+stays pending and the next `deliver` retries it, except that a message the
+server refuses for good (5xx) is given up after GIVE_UP_AFTER tries. The same
+story from several outlets (same content hash, or near-identical text) alerts
+once, listing the sources. Each digest slot goes to a recipient once.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import hashlib
 import html
 import logging
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from storage.db import to_utc_iso
 from storage.queries import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    QueryError,
     SearchFilters,
     article_tags,
     search_articles,
@@ -53,6 +56,8 @@ NEAR_DUPLICATE = 0.8
 """Share of shared character 7-grams above which two texts are the same story."""
 DUPLICATE_WINDOW = timedelta(days=14)
 """How far back a new article is compared with what the rule already sent."""
+GIVE_UP_AFTER = 5
+"""Deliveries refused for good (5xx) after which a message is given up (one try per `deliver`)."""
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 _HIGHLIGHT = re.compile(f"({re.escape(HIGHLIGHT_START)}|{re.escape(HIGHLIGHT_END)})")
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -63,6 +68,8 @@ class TaggerIds(Protocol):
 
     visa_ids: set[str]
     sector_ids: set[str]
+
+    def visa_country(self, visa_id: str) -> str | None: ...
 
 
 @dataclass
@@ -76,16 +83,33 @@ class CompiledRule:
     def name(self) -> str:
         return self.rule.name
 
+    @property
+    def conditions_hash(self) -> str:
+        """Changes when what the rule matches changes (not its recipients or schedule)."""
+        return ledger.conditions_hash(self.conditions)
+
 
 def compile_rules(config: Config, tagger: TaggerIds) -> list[CompiledRule]:
     """Check every `[[alerts]]` rule; a rule that can't be used is a ConfigError naming it."""
     sources = {s.name for s in config.sources}
     file = str(config.path) if config.path else "config"
-    return [compile_rule(rule, tagger, sources, file) for rule in config.alerts]
+    countries = visa_countries(tagger)
+    return [compile_rule(rule, tagger, sources, file, countries) for rule in config.alerts]
 
 
-def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], file: str = "config") -> CompiledRule:
-    """Check one rule against the tagger's ids, the configured sources and SQLite's FTS5 parser."""
+def visa_countries(tagger: TaggerIds) -> set[str]:
+    """The countries of the tagger's visas (what `KR:*` may name)."""
+    return {tagger.visa_country(visa) or visa.partition(":")[0] for visa in tagger.visa_ids}
+
+
+def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], file: str = "config",
+                 countries: set[str] | None = None) -> CompiledRule:
+    """Check one rule against the tagger's ids, the configured sources and SQLite's FTS5 parser.
+
+    `countries`: `visa_countries(tagger)`, worked out once by the caller checking many rules.
+    """
+    if countries is None:
+        countries = visa_countries(tagger)
     where = f"{file}: [[alerts]] {rule.name!r}"
     if rule.query is not None:
         if not rule.query.strip():
@@ -93,9 +117,8 @@ def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], fil
         problem = validate_fts_query(rule.query)
         if problem:
             raise ConfigError(f"{where} query: invalid FTS5 query {rule.query!r}: {problem}")
-    visa_countries = {_visa_country(tagger, visa) for visa in tagger.visa_ids}
     for visa in rule.visas:
-        _check_visa(where, "visas", visa, tagger, visa_countries)
+        _check_visa(where, "visas", visa, tagger, countries)
     for sector in rule.sectors:
         if sector not in tagger.sector_ids:
             raise ConfigError(f"{where} sectors: unknown sector {sector!r}{_suggest(sector, tagger.sector_ids)}")
@@ -107,7 +130,7 @@ def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], fil
             raise ConfigError(f"{where} sources: no source named {source!r}{_suggest(source, source_names)}")
     for number, figure in enumerate(rule.figures, 1):
         if figure.visa:
-            _check_visa(where, f"figures #{number} visa", figure.visa, tagger, visa_countries)
+            _check_visa(where, f"figures #{number} visa", figure.visa, tagger, countries)
         if figure.min is not None and figure.max is not None and figure.min > figure.max:
             raise ConfigError(f"{where} figures #{number}: min {figure.min:g} is above max {figure.max:g}")
     conditions = ledger.RuleConditions(
@@ -126,12 +149,6 @@ def _check_visa(where: str, key: str, visa: str, tagger: TaggerIds, countries: s
                               f" (countries: {', '.join(sorted(countries)) or 'none'})")
     elif visa not in tagger.visa_ids:
         raise ConfigError(f"{where} {key}: unknown visa id {visa!r}{_suggest(visa, tagger.visa_ids)}")
-
-
-def _visa_country(tagger: TaggerIds, visa: str) -> str:
-    lookup = getattr(tagger, "visa_country", None)
-    country = lookup(visa) if callable(lookup) else None
-    return country or visa.partition(":")[0]
 
 
 def _suggest(value: str, known: set[str]) -> str:
@@ -323,6 +340,8 @@ class Outgoing:
     subject: str
     article_ids: list[int]
     message: EmailMessage
+    slot: str | None = None
+    """The digest slot (ISO time) the message is for; None for an immediate alert."""
 
 
 @dataclass
@@ -331,8 +350,10 @@ class DeliveryReport:
     pending: list[Outgoing] = field(default_factory=list)
     """Messages not delivered this time (dry run, or failed): they stay pending."""
     errors: list[str] = field(default_factory=list)
+    given_up: list[Outgoing] = field(default_factory=list)
+    """Messages refused for good GIVE_UP_AFTER times: never tried again."""
     suppressed: int = 0
-    """Near-identical copies of stories already sent, put in the ledger without a message."""
+    """Copies of stories already sent, put in the ledger without a message."""
 
 
 class AlertSender:
@@ -356,12 +377,37 @@ class AlertSender:
         self._fingerprints: dict[int, frozenset[int]] = {}
 
     def register(self) -> dict[str, int]:
-        """Note rules not seen before with the newest article as their baseline; return every baseline."""
+        """Note rules not seen before, or whose conditions changed, with the newest article as their baseline.
+
+        Rules no longer configured are forgotten: added again, they start afresh.
+        Returns every rule's baseline.
+        """
         db = open_db(self.db_path)
         try:
-            return ledger.register_rules(db, [r.name for r in self.rules])
+            return self._register(db, prune=True)
         finally:
             db.close()
+
+    def _register(self, db: Any, *, prune: bool) -> dict[str, int]:
+        before = ledger.registered_rules(db.conn, [r.name for r in self.rules])
+        baselines = ledger.register_rules(db, {r.name: r.conditions_hash for r in self.rules}, prune=prune)
+        for compiled in self.rules:
+            old_hash = before.get(compiled.name, (0, None))[1]
+            if old_hash is not None and old_hash != compiled.conditions_hash:
+                log.info("alert rule %r: its conditions changed; it alerts on articles stored from now on",
+                         compiled.name)
+        return baselines
+
+    def _baselines(self, db: Any, dry_run: bool) -> dict[str, int]:
+        """Every rule's baseline, registering rules that are new or changed (unless `dry_run`)."""
+        known = ledger.registered_rules(db.conn, [r.name for r in self.rules])
+        stale = {r.name for r in self.rules if known.get(r.name, (0, None))[1] != r.conditions_hash}
+        if not stale:
+            return {name: first for name, (first, _) in known.items()}
+        if dry_run:  # what registering would do: new and changed rules start at the newest article
+            newest = ledger.newest_article_id(db.conn)
+            return {r.name: newest if r.name in stale else known[r.name][0] for r in self.rules}
+        return self._register(db, prune=False)
 
     def deliver(
         self,
@@ -384,11 +430,7 @@ class AlertSender:
         db = open_db(self.db_path)
         mailer = None
         try:
-            baselines = ledger.rule_baselines(db.conn, [r.name for r in self.rules])
-            if not dry_run:
-                missing = [r.name for r in self.rules if r.name not in baselines]
-                if missing:
-                    baselines.update(ledger.register_rules(db, missing))
+            baselines = self._baselines(db, dry_run)
             newest = ledger.newest_article_id(db.conn)
             now = self.now()
             server_down = False
@@ -403,23 +445,28 @@ class AlertSender:
                     if dry_run or stop.is_set() or server_down:
                         report.pending.append(outgoing)
                         continue
-                    if mailer is None:
-                        mailer = self.mailer or mailer_for(self.config.email)
+                    try:
+                        if mailer is None:
+                            mailer = self.mailer or mailer_for(self.config.email)
+                    except ConfigError as exc:
+                        # The daemon checks this at start; here it only stops this run, in one line.
+                        report.errors.append(str(exc))
+                        report.pending.append(outgoing)
+                        server_down = True
+                        log.error("alerts not delivered: %s", exc)
+                        continue
                     try:
                         mailer.send(outgoing.message, outgoing.recipient)
                     except DeliveryError as exc:
                         report.errors.append(f"rule {compiled.name!r} to {outgoing.recipient}: {exc}")
-                        report.pending.append(outgoing)
                         # An unreachable server fails every message alike: leave the rest for the next try.
-                        server_down = not exc.recipient_refused
-                        log.warning("alert not delivered, will retry: rule=%s to=%s articles=%s: %s",
-                                    compiled.name, outgoing.recipient, _ids(outgoing.article_ids), exc,
-                                    extra={"fields": {"event": "alert_failed", "rule": compiled.name,
-                                                      "to": outgoing.recipient, "error": str(exc)}})
+                        # A refusal of this one message lets the others go on.
+                        server_down = exc.server_down
+                        self._failed(db, compiled, outgoing, exc, report)
                         continue
                     # Accepted by the server: only now does the ledger say so.
                     ledger.record_delivery(db, compiled.name, outgoing.article_ids, outgoing.recipient,
-                                           compiled.rule.to)
+                                           compiled.rule.to, slot=outgoing.slot)
                     report.sent.append(outgoing)
                     log.info("alert sent: rule=%s to=%s articles=%s subject=%r", compiled.name,
                              outgoing.recipient, _ids(outgoing.article_ids), outgoing.subject,
@@ -431,15 +478,41 @@ class AlertSender:
             db.close()
         return report
 
+    def _failed(self, db: Any, compiled: CompiledRule, outgoing: Outgoing, exc: DeliveryError,
+                report: DeliveryReport) -> None:
+        """Note a message the server did not accept: pending for a retry, or given up after GIVE_UP_AFTER 5xx."""
+        fields = {"rule": compiled.name, "to": outgoing.recipient, "articles": outgoing.article_ids,
+                  "error": str(exc)}
+        if exc.permanent and ledger.record_failure(db, compiled.name, outgoing.article_ids, outgoing.recipient,
+                                                   str(exc), give_up_after=GIVE_UP_AFTER, slot=outgoing.slot):
+            report.given_up.append(outgoing)
+            log.error("alert given up after %d refusals: rule=%s to=%s articles=%s subject=%r: %s", GIVE_UP_AFTER,
+                      compiled.name, outgoing.recipient, _ids(outgoing.article_ids), outgoing.subject, exc,
+                      extra={"fields": {"event": "alert_given_up", **fields}})
+            return
+        report.pending.append(outgoing)
+        log.warning("alert not delivered, will retry: rule=%s to=%s articles=%s: %s",
+                    compiled.name, outgoing.recipient, _ids(outgoing.article_ids), exc,
+                    extra={"fields": {"event": "alert_failed", **fields}})
+
     def _plan(self, db: Any, compiled: CompiledRule, baseline: int, now: datetime, dry_run: bool,
               report: DeliveryReport) -> list[Outgoing]:
         """The messages the rule has pending now."""
         rule = compiled.rule
-        slot = last_digest_slot(rule, self.config.timezone, now)
-        candidates = ledger.matching_articles(
-            db.conn, compiled.conditions, after_id=baseline, unsent_for=rule.name,
-            stored_before=to_utc_iso(slot) if slot is not None else None,
-        )
+        moment = last_digest_slot(rule, self.config.timezone, now)
+        slot = to_utc_iso(moment) if moment is not None else None
+        recipients = list(rule.to)
+        if slot is not None:
+            # One digest per slot and recipient: what is stored after it went out waits for the next slot.
+            done = ledger.digest_sent(db.conn, rule.name, slot)
+            recipients = [r for r in recipients if r not in done]
+            if not recipients:
+                return []
+        # A slot's digest holds what was fetched by its time. fetched_at is read
+        # before the article's transaction, so one may commit just after the
+        # digest went out: the slot being recorded, it goes into the next one.
+        candidates = ledger.matching_articles(db.conn, compiled.conditions, after_id=baseline,
+                                              unsent_for=rule.name, stored_before=slot)
         if not candidates:
             return []
         candidates, copies = self._drop_copies_of_sent(db.conn, rule.name, candidates, now)
@@ -449,16 +522,38 @@ class AlertSender:
                 ledger.record_sent(db, rule.name, copies)
                 log.info("alert rule=%s: %d near-identical copies of stories already sent, not sent again",
                          rule.name, len(copies))
-        stories = [self._story(db.conn, compiled, group) for group in self._group(candidates)]
-        delivered = ledger.delivered_recipients(db.conn, rule.name, [i for s in stories for i in s.article_ids])
+        groups = self._group(candidates)
+        ids = [a["id"] for a in candidates]
+        delivered = ledger.delivered_recipients(db.conn, rule.name, ids)
+        given_up = ledger.given_up_recipients(db.conn, rule.name, ids)
+        stories: dict[tuple[int, ...], Story] = {}
+        noted: set[int] = set()
         plan = []
-        for recipient in rule.to:
-            todo = [s for s in stories if not all(recipient in delivered[i] for i in s.article_ids)]
+        for recipient in recipients:
+            todo = []
+            for group in groups:
+                if any(recipient in delivered[a["id"]] for a in group):
+                    # The recipient has the story (another outlet's copy): note the new copies, send nothing.
+                    missing = [a["id"] for a in group if recipient not in delivered[a["id"]]]
+                    if missing and not dry_run:
+                        ledger.record_delivery(db, rule.name, missing, recipient, rule.to)
+                    noted.update(missing)
+                    continue
+                wanted = [a for a in group if recipient not in given_up[a["id"]]]
+                if wanted:
+                    key = tuple(a["id"] for a in wanted)
+                    if key not in stories:
+                        stories[key] = story_for(db.conn, compiled, wanted)
+                    todo.append(stories[key])
             batches = [[s] for s in todo] if rule.mode == "immediate" else ([todo] if todo else [])
             for batch in batches:
                 message = build_message(rule, batch, self.config.email.sender, recipient)
                 plan.append(Outgoing(rule.name, recipient, message["Subject"],
-                                     [i for s in batch for i in s.article_ids], message))
+                                     [i for s in batch for i in s.article_ids], message, slot))
+        if noted:
+            report.suppressed += len(noted)
+            log.info("alert rule=%s: %d copies of stories their recipients already have, not sent again",
+                     rule.name, len(noted))
         return plan
 
     def _fingerprint(self, article: dict[str, Any]) -> frozenset[int]:
@@ -498,32 +593,30 @@ class AlertSender:
                 groups.append([article])
         return groups
 
-    def _story(self, conn: Any, compiled: CompiledRule, group: list[dict[str, Any]]) -> Story:
-        article = group[0]
-        ids = [a["id"] for a in group]
-        return Story(article=article, article_ids=ids, sources=ledger.article_sources(conn, ids),
-                     tags=article_tags(conn, article["id"]), snippet=snippet_for(conn, compiled, article))
+
+
+def story_for(conn: Any, compiled: CompiledRule, group: Sequence[dict[str, Any]]) -> Story:
+    """The story about `group`: an article and its near-identical copies, first stored first."""
+    article = group[0]
+    ids = [a["id"] for a in group]
+    return Story(article=article, article_ids=ids, sources=ledger.article_sources(conn, ids),
+                 tags=article_tags(conn, article["id"]), snippet=snippet_for(conn, compiled, article))
 
 
 def snippet_for(conn: Any, compiled: CompiledRule, article: dict[str, Any], width: int = 90) -> str:
     """A short passage with the rule's matching words between HIGHLIGHT markers.
 
-    With a query, SQLite's FTS snippet (or the CJK substring snippet); without
-    one, the sentence around the first visa or sector mention the rule asked for.
+    With a query, the search's snippet (SQLite's FTS snippet, or the CJK
+    substring snippet); without one, or when no word of the query is in the
+    text, the sentence around the first visa or sector mention the rule asked for.
     """
     conditions = compiled.conditions
     if conditions.query:
         try:
-            # The text column's snippet: the title is shown anyway.
-            row = conn.execute(
-                f"SELECT snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 32) FROM articles_fts"
-                " WHERE articles_fts MATCH ? AND rowid = ?", [conditions.query, article["id"]]).fetchone()
-        except sqlite3.Error:  # a CJK query the unicode61 index can't take: the trigram path below
-            row = None
-        if row and HIGHLIGHT_START in (row[0] or ""):
-            return row[0]
-        found = search_articles(conn, conditions.query, SearchFilters(article_ids=(article["id"],)), limit=1)
-        if found and found[0].get("snippet") and HIGHLIGHT_START in found[0]["snippet"]:
+            found = search_articles(conn, conditions.query, SearchFilters(article_ids=(article["id"],)), limit=1)
+        except QueryError:  # checked when the rule was compiled; a snippet is not worth failing a delivery
+            found = []
+        if found and HIGHLIGHT_START in (found[0].get("snippet") or ""):
             return found[0]["snippet"]
     text = article.get("text") or ""
     wanted = {("visa", v) for v in conditions.visas} | {("sector", s) for s in conditions.sectors}
@@ -553,11 +646,7 @@ def preview(config: Config, compiled: CompiledRule, days: float, now: datetime |
             since = None
         articles = ledger.matching_articles(conn, compiled.conditions, since=since)
         sent = ledger.sent_article_ids(conn, compiled.name)
-        stories = [
-            Story(article=a, article_ids=[a["id"]], sources=ledger.article_sources(conn, [a["id"]]),
-                  tags=article_tags(conn, a["id"]), snippet=snippet_for(conn, compiled, a))
-            for a in articles
-        ]
+        stories = [story_for(conn, compiled, [a]) for a in articles]
     finally:
         conn.close()
     stories.sort(key=lambda s: (s.article.get("published_at") or s.article.get("fetched_at") or ""), reverse=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.alerts import AlertSender, compile_rules, last_digest_slot
+from monitor.alerts import GIVE_UP_AFTER, AlertSender, compile_rules, last_digest_slot
 from monitor.config import ConfigError
 from storage import open_db
 from tests.test_alerts_fixtures import (  # noqa: F401 (smtp_sink is a fixture)
@@ -189,14 +190,19 @@ def test_title_cannot_inject_headers_and_html_is_escaped(tmp_path, smtp_sink):  
     sender = sender_for(config)
     add_article(config, "Visa news\r\nBcc: x@example.org", "A visa story.")
     add_article(config, '<script>alert("x")</script> & <b>visa</b> rules', "Another visa story <img src=x>.")
-    assert len(sender.deliver().sent) == 2
-    smtp_sink.wait_for(2)
-    assert [rcpts for rcpts, _ in smtp_sink.received] == [[READER], [READER]]
+    # An RFC 2047 encoded word that decodes to CR LF "Bcc: evil@example.org".
+    add_article(config, "=?utf-8?q?x=0D=0ABcc=3A_evil@example.org?= visa", "A third visa story.")
+    report = sender.deliver()
+    assert len(report.sent) == 3 and report.errors == []
+    smtp_sink.wait_for(3)
+    assert [rcpts for rcpts, _ in smtp_sink.received] == [[READER], [READER], [READER]]
     for (_, raw), message in zip(smtp_sink.received, smtp_sink.messages, strict=True):
         headers = raw.split(b"\r\n\r\n", 1)[0]
         assert message["Bcc"] is None and b"\nBcc:" not in headers
-    injected, scripted = smtp_sink.messages
+        assert all("\n" not in str(value) and "\r" not in str(value) for value in message.values())
+    injected, scripted, encoded = smtp_sink.messages
     assert injected["Subject"] == "[policy-monitor] watch: Visa news Bcc: x@example.org"
+    assert "evil@example.org" in encoded["Subject"]  # harmless text on the one Subject line
     html = html_part(scripted)
     assert "<script>" not in html and "<b>visa</b>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;visa&lt;/b&gt; rules" in html
@@ -259,6 +265,141 @@ def test_one_refused_recipient_does_not_make_the_others_receive_twice(tmp_path):
         assert sorted(rcpts[0] for rcpts, _ in sink.received) == ["flaky@example.org", READER]
     finally:
         sink.stop()
+
+
+class FilteringSink(SmtpSink):
+    """Refuses for good (554) every message mentioning POISON, and the mailbox gone@ (550)."""
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address.startswith("gone@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if b"POISON" in (envelope.original_content or envelope.content):
+            return "554 5.7.1 Message rejected as spam"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_message_refused_for_good_fails_alone_and_is_given_up(tmp_path, caplog):
+    sink = FilteringSink().start()
+    try:
+        config = make_config(tmp_path, email_=smtp_email(sink),
+                             alerts=[rule("a-first", query="visa"), rule("b-second", query="visa")])
+        sender = sender_for(config)
+        poison = add_article(config, "POISON visa story", "some visa text one")
+        good = add_article(config, "Good visa story", "other visa text two")
+        report = sender.deliver()
+        # The content filter's 554 is about one message: the server is up, the others go through.
+        assert sorted((o.rule, o.article_ids) for o in report.sent) == [("a-first", [good]), ("b-second", [good])]
+        assert sorted((o.rule, o.article_ids) for o in report.pending) == [("a-first", [poison]),
+                                                                           ("b-second", [poison])]
+        assert len(sink.received) == 2
+        caplog.set_level(logging.ERROR, logger="monitor.alerts")
+        for _ in range(GIVE_UP_AFTER - 2):
+            report = sender.deliver()
+            assert len(report.errors) == 2 and report.given_up == []
+        report = sender.deliver()
+        assert sorted(o.rule for o in report.given_up) == ["a-first", "b-second"] and report.pending == []
+        assert [r for r in caplog.records if r.levelno == logging.ERROR and "given up" in r.getMessage()]
+        # Given up: never tried again, and a later story still goes out.
+        report = sender.deliver()
+        assert report.errors == [] and report.sent == [] and report.pending == []
+        later = add_article(config, "Later visa story", "visa text three")
+        assert [o.article_ids for o in sender.deliver().sent] == [[later], [later]]
+        db = open_db(config.db_path)
+        rows = db.execute("SELECT rule, article_id, attempts, gave_up_at IS NOT NULL FROM alert_failures"
+                          " ORDER BY rule").fetchall()
+        db.close()
+        assert rows == [("a-first", poison, GIVE_UP_AFTER, 1), ("b-second", poison, GIVE_UP_AFTER, 1)]
+    finally:
+        sink.stop()
+
+
+def test_a_recipient_refused_for_good_is_given_up_and_the_others_get_one_copy(tmp_path):
+    sink = FilteringSink().start()
+    try:
+        config = make_config(tmp_path, email_=smtp_email(sink),
+                             alerts=[rule(query="visa", to=[READER, "gone@example.org"])])
+        sender = sender_for(config)
+        first = add_article(config, "New visa programme", STORY, source="wire")
+        report = sender.deliver()
+        assert [o.recipient for o in report.sent] == [READER] and len(report.errors) == 1
+        # A syndicated copy arrives while gone@ is still being retried: READER has the story already.
+        copy = add_article(config, "New visa programme (syndicated)", STORY + " Reporting by a wire service.",
+                           source="daily-news")
+        report = sender.deliver()
+        assert report.sent == [] and [o.recipient for o in report.pending] == ["gone@example.org"]
+        assert report.pending[0].article_ids == [first, copy]
+        assert sum(READER in rcpts for rcpts, _ in sink.received) == 1
+        db = open_db(config.db_path)
+        assert db.execute("SELECT article_id FROM alert_deliveries WHERE recipient = ? ORDER BY article_id",
+                          [READER]).fetchall() == [(first,), (copy,)]
+        db.close()
+        for _ in range(GIVE_UP_AFTER - 3):  # the first article's 5th try gives the message up
+            sender.deliver()
+        assert [o.recipient for o in sender.deliver().given_up] == ["gone@example.org"]
+        assert sender.deliver().errors == []
+        assert sum(READER in rcpts for rcpts, _ in sink.received) == 1
+    finally:
+        sink.stop()
+
+
+def test_a_missing_password_variable_is_one_error_line_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.delenv("PM_TEST_SMTP_PASSWORD", raising=False)
+    config = make_config(tmp_path, alerts=[rule(query="visa")],
+                         email_={"host": "127.0.0.1", "port": 9, "username": "me",
+                                 "password_env": "PM_TEST_SMTP_PASSWORD"})
+    sender = sender_for(config)
+    add_article(config, "Visa story", "visa")
+    report = sender.deliver()
+    assert report.sent == [] and len(report.pending) == 1
+    assert len(report.errors) == 1 and "PM_TEST_SMTP_PASSWORD" in report.errors[0]
+
+
+# ---------------------------------------------------------------- rules edited, removed, added again
+
+
+def test_editing_a_rule_starts_it_afresh(tmp_path):
+    config = make_config(tmp_path, alerts=[rule(query="visa")])
+    sender_for(config).deliver()
+    for number in range(5):
+        add_article(config, f"Talent story {number}", f"talent programme number {number} for engineers")
+    edited = make_config(tmp_path, alerts=[rule(query="talent")])
+    sender = sender_for(edited)
+    assert sender.deliver().sent == []
+    new = add_article(edited, "Talent story 5", "talent programme number 5")
+    assert [o.article_ids for o in sender.deliver().sent] == [[new]]
+    # New recipients or schedule are not new conditions: nothing is reset.
+    more = add_article(edited, "Talent story 6", "talent programme number 6")
+    widened = make_config(tmp_path, alerts=[rule(query="talent", to=[READER, "boss@example.org"])])
+    assert sorted((o.recipient, o.article_ids) for o in sender_for(widened).deliver().sent) == [
+        ("boss@example.org", [more]), (READER, [more])]
+
+
+def test_an_edited_rule_starts_afresh_without_register(tmp_path):
+    # `monitor alerts send` delivers without registering first.
+    config = make_config(tmp_path, alerts=[rule(query="visa")])
+    sender_for(config)
+    add_article(config, "Talent story", "talent programme")
+    edited = make_config(tmp_path, alerts=[rule(query="talent")])
+    sender = AlertSender(edited, compile_rules(edited, FakeTagger()))
+    assert sender.deliver(dry_run=True).pending == []
+    assert sender.deliver().sent == []
+
+
+def test_a_rule_removed_and_added_again_starts_afresh(tmp_path):
+    config = make_config(tmp_path, alerts=[rule("keep", query="visa"), rule("flaky", query="visa")])
+    sender_for(config)
+    kept = make_config(tmp_path, alerts=[rule("keep", query="visa")])
+    sender = sender_for(kept)
+    old = add_article(kept, "Visa story while flaky was gone", "visa")
+    assert [o.article_ids for o in sender.deliver().sent] == [[old]]
+    sender = sender_for(config)
+    assert sender.deliver().sent == []
+    new = add_article(config, "Visa story after", "visa")
+    assert sorted((o.rule, o.article_ids[0]) for o in sender.deliver().sent) == [("flaky", new), ("keep", new)]
 
 
 def test_dry_run_sends_and_records_nothing(tmp_path):
@@ -380,6 +521,49 @@ def test_digest_missed_while_down_goes_out_at_the_next_sweep(tmp_path):
     add_article(config, "Visa", "visa", fetched_at=_iso(_at(tz, 2026, 3, 2, 5, 30)))
     clock.moment = _at(tz, 2026, 3, 2, 14, 0)  # the daemon was down at 06:00
     assert len(sender.deliver().sent) == 1
+
+
+def test_a_late_article_does_not_make_a_second_digest_for_the_same_slot(tmp_path, smtp_sink):  # noqa: F811
+    tz = "UTC"
+    config = make_config(tmp_path, timezone=tz, email_=smtp_email(smtp_sink),
+                         alerts=[rule("d", query="visa", mode="daily", at="08:00", to=[READER, "boss@example.org"])])
+    clock = Clock(_at(tz, 2026, 11, 27, 7, 0))
+    sender = sender_for(config, now=clock)
+    first = add_article(config, "visa one", "visa text one", fetched_at=_iso(_at(tz, 2026, 11, 27, 7, 30)))
+    clock.moment = _at(tz, 2026, 11, 27, 8, 0, 0, 200000)  # the 08:00 digest job
+    assert sorted((o.recipient, o.article_ids) for o in sender.deliver(immediate=False).sent) == [
+        ("boss@example.org", [first]), (READER, [first])]
+    # A crawl that read the clock at 07:59:59 commits after the digest went out.
+    late = add_article(config, "visa two", "visa text two", fetched_at=_iso(_at(tz, 2026, 11, 27, 7, 59, 59)))
+    clock.moment = _at(tz, 2026, 11, 27, 8, 0, 30)  # the sweep 30 s later
+    assert sender.deliver().sent == []
+    clock.moment = _at(tz, 2026, 11, 27, 20, 0)
+    assert sender.deliver().sent == []
+    clock.moment = _at(tz, 2026, 11, 28, 8, 0, 5)  # it rolls into the next slot
+    assert sorted((o.recipient, o.article_ids) for o in sender.deliver().sent) == [
+        ("boss@example.org", [late]), (READER, [late])]
+    assert len(smtp_sink.wait_for(4)) == 4
+
+
+def test_a_failed_digest_is_retried_for_its_slot_once(tmp_path):
+    tz = "UTC"
+    sink = SmtpSink()
+    config = make_config(tmp_path, timezone=tz, email_=smtp_email(sink),
+                         alerts=[rule("d", query="visa", mode="daily", at="08:00")])
+    clock = Clock(_at(tz, 2026, 11, 27, 7, 0))
+    sender = sender_for(config, now=clock)
+    add_article(config, "visa one", "visa text one", fetched_at=_iso(_at(tz, 2026, 11, 27, 7, 30)))
+    clock.moment = _at(tz, 2026, 11, 27, 8, 0, 1)
+    report = sender.deliver()  # the server is down
+    assert report.sent == [] and len(report.pending) == 1
+    sink.start()
+    try:
+        clock.moment = _at(tz, 2026, 11, 27, 8, 0, 31)
+        assert [o.subject for o in sender.deliver().sent] == ["[policy-monitor] d: 1 new article"]
+        clock.moment = _at(tz, 2026, 11, 27, 8, 1, 1)
+        assert sender.deliver().sent == []
+    finally:
+        sink.stop()
 
 
 def test_last_digest_slot():
