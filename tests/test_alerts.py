@@ -378,6 +378,18 @@ def test_editing_a_rule_starts_it_afresh(tmp_path):
         ("boss@example.org", [more]), (READER, [more])]
 
 
+def test_a_rule_registered_by_name_only_keeps_its_baseline(tmp_path):
+    # `monitor crawl` notes new rules by name, before any sender knows their conditions.
+    from storage.alerts import register_rules
+
+    config = make_config(tmp_path, alerts=[rule(query="visa")])
+    db = open_db(config.db_path)
+    register_rules(db, ["watch"])
+    db.close()
+    new = add_article(config, "Visa story", "visa")
+    assert [o.article_ids for o in sender_for(config).deliver().sent] == [[new]]
+
+
 def test_an_edited_rule_starts_afresh_without_register(tmp_path):
     # `monitor alerts send` delivers without registering first.
     config = make_config(tmp_path, alerts=[rule(query="visa")])

@@ -167,7 +167,7 @@ def test_self_signed_certificate_without_ca_file_is_refused(tmp_path, certificat
         text = str(failure.value)
         assert f"127.0.0.1:{sink.port}: TLS certificate not trusted: self-signed certificate" in text
         assert "[email] ca_file" in text and "\n" not in text
-        assert not failure.value.recipient_refused
+        assert not failure.value.recipient_refused and failure.value.server_down
 
         report = sender.deliver()
         assert report.sent == [] and len(report.pending) == 1
