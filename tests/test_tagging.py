@@ -592,3 +592,20 @@ def test_spacy_docs_carry_spans(tagger):
     assert [s.label_ for s in docs[0].spans["visa"]] == ["KR:E-7", "JP:HSP"]
     assert len(list(docs[0].sents)) == 2
     assert [s.text for s in docs[1].spans["figure"]] == ["3만 명"]
+
+
+def test_tagging_runs_on_spacy_docs_with_sentences_and_spans(tagger):
+    doc = next(tagger.docs([("高度専門職の認定件数は 2023年に46,946件。次の文。", "ja")]))
+    assert [t.text for t in doc][:9] == ["高度", "専門職", "の", "認定", "件数", "は", "2023", "年", "に"]
+    assert [s.text for s in doc.sents] == ["高度専門職の認定件数は 2023年に46,946件。", "次の文。"]
+    assert [(s.text, s.label_) for s in doc.spans["visa"]] == [("高度専門職", "JP:HSP")]
+    assert doc.user_data["tags"].figures[0].value == 46946
+
+
+def test_japanese_text_longer_than_sudachi_accepts_is_tagged_in_pieces(tagger):
+    sentence = "高度専門職の認定件数は2023年に46,946件となった。\n"
+    text = sentence * 2000  # ~134,000 UTF-8 bytes; Sudachi refuses more than 49,149 at once
+    result = tagger.tag(text, "ja")
+    assert len(result.visas) == 2000 and len(result.figures) == 2000
+    last = result.figures[-1]
+    assert text[last.start:last.end] == "46,946件" and last.year == 2023

@@ -26,6 +26,7 @@ from pipelines.tagging.textnorm import Normalized, sentence_bounds, sentence_sta
 if TYPE_CHECKING:
     from spacy.language import Language
     from spacy.tokens import Doc
+    from spacy.vocab import Vocab
 
 __all__ = ["EntityMention", "Figure", "SectorMention", "TagResult", "Tagger", "TaxonomyError", "VisaMention"]
 
@@ -151,19 +152,19 @@ class Tagger:
 
     def tag(self, text: str, lang: str | None = None) -> TagResult:
         """Tag one text; `lang` None means detect it from the text."""
-        return self._tag(text, lang)
+        return next(self.tag_many([(text, lang)]))
 
-    def tag_many(self, texts: Iterable[tuple[str, str | None]]) -> Iterator[TagResult]:
-        """Tag (text, lang) pairs lazily, in order, in this process.
+    def tag_many(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[TagResult]:
+        """Tag (text, lang) pairs lazily, in order, in this process, batched with `nlp.pipe`.
 
-        The matching is regex-based and needs no tokenisation, so this is a plain loop; use
-        `docs()` for spaCy `Doc`s carrying the same spans (batched with `nlp.pipe`).
+        Each result is the `doc.user_data["tags"]` of the spaCy `Doc` `docs()` yields for it.
         """
-        for text, lang in texts:
-            yield self._tag(text, lang)
+        for doc in self.docs(texts, batch_size):
+            yield doc.user_data["tags"]
 
     # ------------------------------------------------------------------ core
-    def _tag(self, text: str, lang: str | None) -> TagResult:
+    def _tag(self, text: str, lang: str | None, doc: Doc | None = None) -> TagResult:
+        """Tag `text`; with `doc` (the spaCy Doc of `text`), also mark its sentence starts."""
         if lang is None:
             lang = detect_language(text, None)
         result = TagResult(lang=lang)
@@ -172,6 +173,8 @@ class Tagger:
         norm = Normalized(text)
         t = norm.text
         starts = sentence_starts(t)
+        if doc is not None and len(doc):
+            _set_sentence_starts(doc, [norm.span(s, s + 1)[0] for s in starts])
         lexicons = self.taxonomy.lexicons
         counts: dict[str, float] = dict(_LANG_PRIOR.get(lang or "", {}))
         prior = dict(counts)
@@ -249,7 +252,7 @@ class Tagger:
 
     # ------------------------------------------------------------------ spaCy
     def nlp(self, lang: str) -> Language:
-        """The blank spaCy pipeline (with a sentencizer) used for `lang`, created on first use."""
+        """The blank spaCy pipeline used for `lang` (a tokenizer only), created on first use."""
         key = lang if lang in ("en", "ko", "ja") else "en"
         if key not in self._nlp:
             import spacy
@@ -257,37 +260,93 @@ class Tagger:
             if key == "ko":
                 # The default Korean tokenizer needs MeCab; the rule-based one needs nothing.
                 nlp = spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+            elif key == "ja":
+                nlp = spacy.blank("ja", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+                nlp.tokenizer = SudachiSurfaceTokenizer(nlp.vocab)
             else:
-                nlp = spacy.blank(key)  # "ja" tokenises with SudachiPy + sudachidict-core
-            nlp.add_pipe("sentencizer")
+                nlp = spacy.blank(key)
             self._nlp[key] = nlp
         return self._nlp[key]
 
     def docs(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[Doc]:
         """spaCy `Doc`s for (text, lang) pairs, batched with `nlp.pipe` per language run, in order.
 
-        Each doc has `doc.spans["visa"|"sector"|"country"|"org"|"figure"]` (labels: visa id,
-        sector id, country code, org id, unit) and `doc.user_data["tags"]` = the TagResult.
+        Sentence starts come from the stage's splitter; each doc has
+        `doc.spans["visa"|"sector"|"country"|"org"|"figure"]` (labels: visa id, sector id, country
+        code, org id, unit) and `doc.user_data["tags"]` = the TagResult.
         """
-        def runs() -> Iterator[tuple[str, list[tuple[str, TagResult]]]]:
-            run: list[tuple[str, TagResult]] = []
+        def runs() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+            run: list[tuple[str, str | None]] = []
             run_lang = None
             for text, lang in texts:
-                result = self._tag(text, lang)
-                key = result.lang if result.lang in ("en", "ko", "ja") else "en"
+                if lang is None:
+                    lang = detect_language(text, None)
+                key = lang if lang in ("en", "ko", "ja") else "en"
                 if run and (key != run_lang or len(run) >= batch_size):
                     yield run_lang, run
                     run = []
                 run_lang = key
-                run.append((text, result))
+                run.append((text, lang))
             if run:
                 yield run_lang, run
 
         for key, run in runs():
             nlp = self.nlp(key)
-            for doc, (_text, result) in zip(nlp.pipe(t for t, _ in run), run, strict=True):
-                _attach_spans(doc, result)
+            for doc, (text, lang) in zip(nlp.pipe(t for t, _ in run), run, strict=True):
+                _attach_spans(doc, self._tag(text, lang, doc))
                 yield doc
+
+
+class SudachiSurfaceTokenizer:
+    """spaCy tokenizer for Japanese: SudachiPy (sudachidict-core) word boundaries, as surface forms.
+
+    spaCy's own Japanese tokenizer also builds parts of speech and readings, which tagging does
+    not use, at about eight times the cost of segmenting; and Sudachi refuses inputs over 49,149
+    bytes, so long texts are segmented in pieces cut at line or sentence ends.
+    """
+
+    MAX_BYTES = 40_000
+
+    def __init__(self, vocab: Vocab) -> None:
+        from sudachipy import Dictionary, SplitMode
+
+        self.vocab = vocab
+        # All fields: with fewer, Sudachi's number joining is off ("2023" becomes four tokens).
+        self._tokenizer = Dictionary().tokenizer(mode=SplitMode.C)
+
+    def __call__(self, text: str) -> Doc:
+        from spacy.tokens import Doc
+        from spacy.util import get_words_and_spaces
+
+        surfaces = [m.surface() for piece in _pieces(text, self.MAX_BYTES) for m in self._tokenizer.tokenize(piece)]
+        words, spaces = get_words_and_spaces([w for w in surfaces if w and not w.isspace()], text)
+        return Doc(self.vocab, words=words, spaces=spaces)
+
+
+def _pieces(text: str, max_bytes: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `max_bytes` UTF-8 bytes, cut after a line or sentence end
+    where there is one (a character takes at most 4 bytes, so max_bytes // 4 characters always fit)."""
+    while len(text.encode("utf-8")) > max_bytes:
+        window = text[: max_bytes // 4]
+        cut = max(window.rfind("\n"), window.rfind("。"))
+        cut = cut + 1 if cut > 0 else len(window)
+        yield text[:cut]
+        text = text[cut:]
+    if text:
+        yield text
+
+
+def _set_sentence_starts(doc: Doc, char_starts: list[int]) -> None:
+    """Mark the tokens at (or, inside a token, containing) `char_starts` as starting sentences, and
+    all others as not (one array write: setting `token.is_sent_start` scans the whole doc each time)."""
+    import numpy
+    from spacy.attrs import SENT_START
+
+    idx = doc.to_array("IDX")
+    flags = numpy.full(len(idx), -1, dtype="int32")
+    flags[numpy.maximum(numpy.searchsorted(idx, char_starts, side="right") - 1, 0)] = 1
+    flags[0] = 1
+    doc.from_array([SENT_START], flags.astype("uint64").reshape(-1, 1))
 
 
 def _attach_spans(doc: Doc, result: TagResult) -> None:
