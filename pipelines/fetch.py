@@ -43,10 +43,11 @@ result says `retry_later` at once.
 SSRF and proxies: unless `allow_private_addresses`, the host of every hop is resolved first and
 refused if any address is not public. Direct connections are also pinned (see
 `pipelines.netguard.GuardedBackend`): the connection pool re-resolves, re-checks and connects to
-the checked address. HTTP(S)_PROXY / NO_PROXY are honoured as curl honours them (httpx
-`trust_env`). When a proxy applies the target is still resolved locally and refused if it
-resolves to a private address; if it cannot be resolved locally (proxy-only DNS) it is let
-through to the proxy, which is trusted configuration.
+the checked address. HTTP(S)_PROXY / ALL_PROXY / NO_PROXY are honoured as curl honours them
+(`pipelines.netguard.ProxyConfig`, read when the Fetcher is made; NO_PROXY CIDR ranges and
+leading-dot domains included, which httpx's `trust_env` gets wrong). When a proxy applies the
+target is still resolved locally and refused if it resolves to a private address; if it cannot be
+resolved locally (proxy-only DNS) it is let through to the proxy, which is trusted configuration.
 """
 
 from __future__ import annotations
@@ -70,11 +71,13 @@ from pipelines.charset import decode_body
 from pipelines.netguard import (
     GuardedBackend,
     PrivateAddressError,
+    ProxyConfig,
     Resolver,
     check_host,
     effective_port,
     resolve_host,
 )
+from pipelines.text import single_line
 
 Expect = Literal["html", "feed", "json", "any"]
 
@@ -412,7 +415,8 @@ def _now() -> datetime:
 
 
 def _short(message: str) -> str:
-    message = " ".join(message.split())
+    """A record message: one line (pipelines.text.single_line), at most MESSAGE_MAX characters."""
+    message = single_line(message)
     return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 1] + "…"
 
 
@@ -464,6 +468,39 @@ def _http_url(url: str | httpx.URL) -> httpx.URL | str:
     return parsed.copy_with(fragment=None)
 
 
+class _ProxyRouter(httpx.AsyncBaseTransport):
+    """Sends each request direct or through the proxy that `ProxyConfig` names for its URL."""
+
+    def __init__(self, direct: httpx.AsyncBaseTransport, proxies: ProxyConfig) -> None:
+        self.direct = direct
+        self.proxies = proxies
+        self._through: dict[str, httpx.AsyncBaseTransport | Exception] = {}
+
+    def proxy_for(self, url: httpx.URL) -> str | None:
+        return self.proxies.proxy_for(url.scheme, url.host, effective_port(url.scheme, url.port))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self.proxy_for(request.url)
+        if proxy is None:
+            return await self.direct.handle_async_request(request)
+        transport = self._through.get(proxy)
+        if transport is None:
+            try:
+                transport = httpx.AsyncHTTPTransport(proxy=proxy, trust_env=True)
+            except Exception as exc:  # noqa: BLE001 - a bad proxy setting (socks without socksio, garbage URL)
+                transport = exc
+            self._through[proxy] = transport
+        if isinstance(transport, Exception):
+            raise httpx.ProxyError(f"unusable proxy {proxy!r}: {transport}", request=request)
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.direct.aclose()
+        for transport in self._through.values():
+            if isinstance(transport, httpx.AsyncBaseTransport):
+                await transport.aclose()
+
+
 class Fetcher:
     """Fetches URLs politely (robots.txt, per-host limits) and defensively (limits, SSRF guard).
 
@@ -483,8 +520,12 @@ class Fetcher:
         """Name resolution for the SSRF guard (replaceable in tests)."""
         timeout = httpx.Timeout(settings.timeout, connect=settings.connect_timeout,
                                 read=settings.read_timeout or settings.timeout)
+        self.proxies = ProxyConfig.from_env()
+        """HTTP(S)_PROXY / NO_PROXY from the environment, as curl reads them."""
+        # trust_env stays on for the transports (SSL_CERT_FILE / SSL_CERT_DIR); proxies are ours.
+        self._router = _ProxyRouter(transport or httpx.AsyncHTTPTransport(trust_env=True), self.proxies)
         self._client = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, timeout=timeout, trust_env=True,
+            transport=self._router, follow_redirects=False, timeout=timeout, trust_env=False,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             event_hooks={"response": [_take_location]},
         )
@@ -859,10 +900,10 @@ class Fetcher:
     def _pin_connections(self) -> bool:
         """Put the connect-time SSRF guard under httpx's direct connection pool; False if it can't be done.
 
-        httpx has no public hook for the network backend, so this reaches into its default
-        transport; a test checks it still works after upgrades.
+        httpx has no public hook for the network backend, so this reaches into the direct
+        transport's pool; a test checks it still works after upgrades.
         """
-        pool = getattr(getattr(self._client, "_transport", None), "_pool", None)
+        pool = getattr(self._router.direct, "_pool", None)
         if type(pool) is not httpcore.AsyncConnectionPool or not hasattr(pool, "_network_backend"):
             return False
         pool._network_backend = GuardedBackend(pool._network_backend, self._resolve)
@@ -873,10 +914,7 @@ class Fetcher:
 
     def _proxied(self, url: httpx.URL) -> bool:
         """Whether an environment proxy (HTTP(S)_PROXY, minus NO_PROXY) carries requests to url."""
-        transport_for_url = getattr(self._client, "_transport_for_url", None)
-        if transport_for_url is None:
-            return False
-        return transport_for_url(url) is not getattr(self._client, "_transport", None)
+        return self._router.proxy_for(url) is not None
 
 
 async def _take_location(response: httpx.Response) -> None:

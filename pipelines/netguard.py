@@ -7,14 +7,20 @@ Two layers, both used by `pipelines.fetch.Fetcher` unless `allow_private_address
 - `GuardedBackend` sits under httpx's direct connection pool: it resolves again at connect time,
   refuses the same way, and connects to the very address it checked. That closes the gap a
   DNS-rebinding host would use between the check and the connection.
+
+It also reads proxy settings from the environment as curl does (`ProxyConfig`): which requests go
+through a proxy matters to the guard, since a proxy resolves names itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import re
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -127,3 +133,93 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+# -- proxies from the environment, as curl reads them ----------------------------------------
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class NoProxyEntry:
+    """One NO_PROXY entry: a domain (matching itself and its subdomains) or an IP network, maybe a port."""
+
+    domain: str = ""
+    network: IPNetwork | None = None
+    port: int | None = None
+
+    def matches(self, host: str, port: int) -> bool:
+        """Whether a request to host:port bypasses the proxy because of this entry."""
+        if self.port is not None and self.port != port:
+            return False
+        if self.network is not None:
+            try:
+                return ipaddress.ip_address(host) in self.network
+            except ValueError:
+                return False  # a name: curl doesn't resolve it to compare
+        return host == self.domain or host.endswith("." + self.domain)
+
+
+def _no_proxy_entry(entry: str) -> NoProxyEntry | None:
+    """Parse one NO_PROXY entry ("example.com", ".example.com", "host:8080", "10.0.0.0/8", "[::1]:80")."""
+    port: int | None = None
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", entry)
+    if bracketed:
+        entry, port = bracketed.group(1), int(bracketed.group(2)) if bracketed.group(2) else None
+    elif entry.count(":") == 1:  # host:port (an IPv6 address has more colons)
+        entry, _, port_text = entry.partition(":")
+        if not port_text.isascii() or not port_text.isdigit():
+            return None
+        port = int(port_text)
+    try:
+        return NoProxyEntry(network=ipaddress.ip_network(entry, strict=False), port=port)
+    except ValueError:
+        pass
+    domain = entry.lower().removeprefix("*").lstrip(".").rstrip(".")
+    return NoProxyEntry(domain=domain, port=port) if domain else None
+
+
+def _env(environ: Mapping[str, str], name: str) -> str:
+    """A variable in curl's order: the lowercase name first, then the uppercase one; blank is unset."""
+    return (environ.get(name.lower()) or environ.get(name.upper()) or "").strip()
+
+
+@dataclass
+class ProxyConfig:
+    """HTTP_PROXY / HTTPS_PROXY / ALL_PROXY and NO_PROXY (either case), with curl's rules.
+
+    NO_PROXY is a comma- (or space-) separated list: `*` means every host; a name matches itself and
+    its subdomains, with or without a leading dot ("gov.uk" and ".gov.uk" both cover gov.uk and
+    www.gov.uk); IP addresses and CIDR ranges (192.168.0.0/16, fd00::/8) match IP hosts; an entry
+    with a port (host:8080) only matches that port, one without matches any. httpx's own
+    `trust_env` handling does not do CIDR ranges or a leading dot matching the bare domain.
+    """
+
+    http: str | None = None
+    https: str | None = None
+    bypass_all: bool = False
+    no_proxy: tuple[NoProxyEntry, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+        """The proxy settings in environ (default: os.environ)."""
+        environ = os.environ if environ is None else environ
+        fallback = _env(environ, "all_proxy")
+        proxies = {scheme: _env(environ, f"{scheme}_proxy") or fallback for scheme in ("http", "https")}
+        for scheme, url in proxies.items():
+            if url and "://" not in url:
+                proxies[scheme] = "http://" + url  # curl's default proxy scheme
+        words = [w for w in re.split(r"[,\s]+", _env(environ, "no_proxy")) if w]
+        entries = tuple(e for e in map(_no_proxy_entry, words) if e is not None)
+        return cls(http=proxies["http"] or None, https=proxies["https"] or None, bypass_all="*" in words,
+                   no_proxy=entries)
+
+    def proxy_for(self, scheme: str, host: str, port: int) -> str | None:
+        """The proxy URL a request to scheme://host:port goes through, or None to go direct."""
+        proxy = self.https if scheme == "https" else self.http if scheme == "http" else None
+        if proxy is None or self.bypass_all:
+            return None
+        host = host.strip("[]").rstrip(".").lower()
+        if any(entry.matches(host, port) for entry in self.no_proxy):
+            return None
+        return proxy

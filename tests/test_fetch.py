@@ -562,6 +562,45 @@ def test_proxy_only_names_still_go_through_the_proxy(server: HostileServer, monk
     assert result.ok and server.requests[-1].target == "http://only-the-proxy-knows.example/ok"
 
 
+def _through_proxy(monkeypatch: pytest.MonkeyPatch, proxy: HostileServer, no_proxy: str, url: str) -> FetchResult:
+    """Fetch url with the given server as HTTP_PROXY and the given NO_PROXY."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    return fetch(url, "html", within=3, fetch_settings=settings(obey_robots=False))
+
+
+@pytest.mark.parametrize(("no_proxy", "host"), [
+    ("192.168.0.0/16,127.0.0.0/8", "127.0.0.1"),  # CIDR, which httpx's trust_env doesn't know
+    (".gov.uk, .localhost", "localhost"),  # a leading dot covers the domain itself, as in curl
+    ("example.org,localhost:{port}", "localhost"),  # a port given must match
+    ("*", "127.0.0.1"),
+])
+def test_no_proxy_bypasses_the_proxy_as_curl_does(monkeypatch: pytest.MonkeyPatch, no_proxy: str, host: str) -> None:
+    with HostileServer() as proxy, HostileServer(robots_txt="") as target:
+        result = _through_proxy(monkeypatch, proxy, no_proxy.format(port=target.port),
+                                f"http://{host}:{target.port}/ok")
+        assert result.ok, result.message
+        assert [s.target for s in target.requests] == ["/ok"] and proxy.requests == []
+
+
+@pytest.mark.parametrize("no_proxy", ["192.168.0.0/16,.gov.uk", "localhost:1", "10.0.0.0/8", ""])
+def test_hosts_not_in_no_proxy_go_through_the_proxy(monkeypatch: pytest.MonkeyPatch, no_proxy: str) -> None:
+    with HostileServer() as proxy, HostileServer(robots_txt="") as target:
+        result = _through_proxy(monkeypatch, proxy, no_proxy, f"http://localhost:{target.port}/ok")
+        assert result.ok and target.requests == []
+        assert [s.target for s in proxy.requests] == [f"http://localhost:{target.port}/ok"]
+
+
+def test_unusable_proxy_setting_is_a_proxy_error_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                              server: HostileServer) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "gopher://proxy.invalid:70")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    result = fetch(server.url("/ok"), "html", within=3, fetch_settings=settings(obey_robots=False, max_tries=1))
+    assert result.error == "ProxyError" and "proxy" in result.message
+
+
 def test_dns_rebinding_is_caught_at_connect_time(server: HostileServer) -> None:
     # First answer (the pre-flight check) is public, the one at connect time is loopback.
     resolver = _fake_dns({"rebind.example": [["93.184.216.34"], ["127.0.0.1"]]})
@@ -585,7 +624,7 @@ def test_pinned_connections_reach_checked_public_names(server: HostileServer) ->
         async with Fetcher(settings(allow_private_addresses=False, obey_robots=False)) as fetcher:
             fetcher.resolver = _fake_dns({"pinned.example": [["93.184.216.34"]]})
             # Swap in a backend resolver that maps the public answer back to loopback at connect time only.
-            backend = fetcher._client._transport._pool._network_backend  # type: ignore[attr-defined]
+            backend = fetcher._router.direct._pool._network_backend  # type: ignore[attr-defined]
             inner = backend.inner
 
             class ToLoopback:

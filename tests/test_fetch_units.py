@@ -20,7 +20,7 @@ from pipelines.fetch import (
     parse_retry_after,
     sniff_binary,
 )
-from pipelines.netguard import is_public_address
+from pipelines.netguard import ProxyConfig, is_public_address
 from pipelines.robots import origin_key, parse_policy, product_token
 from tests.hostile_server import EN_CP1252_TEXT as EN
 from tests.hostile_server import JA_TEXT as JA
@@ -147,6 +147,31 @@ def test_non_public_addresses_are_refused(address: str) -> None:
                                      "64:ff9b::808:808"])
 def test_public_addresses_pass(address: str) -> None:
     assert is_public_address(address)
+
+
+# -- proxies from the environment, as curl reads them ----------------------------------------
+
+def test_proxy_environment_follows_curl() -> None:
+    env = {"HTTP_PROXY": "proxy.corp:3128", "https_proxy": "http://tls-proxy:8443",
+           "NO_PROXY": "192.168.0.0/16,.gov.uk, intranet.example:8080 [::1] fd00::/8,10.1.2.3"}
+    config = ProxyConfig.from_env(env)
+    assert config.proxy_for("http", "www.uscis.gov", 80) == "http://proxy.corp:3128"  # scheme defaults to http
+    assert config.proxy_for("https", "www.uscis.gov", 443) == "http://tls-proxy:8443"
+    for host, port in [("192.168.1.5", 80), ("gov.uk", 80), ("www.gov.uk", 443), ("GOV.UK.", 80),
+                       ("intranet.example", 8080), ("::1", 80), ("[fd12::1]", 80), ("10.1.2.3", 80)]:
+        assert config.proxy_for("http", host, port) is None, host
+    for host, port in [("notgov.uk", 80), ("gov.uk.evil.example", 80), ("intranet.example", 80),
+                       ("10.1.2.4", 80), ("192.169.0.1", 80), ("fe80::1", 80)]:
+        assert config.proxy_for("http", host, port) == "http://proxy.corp:3128", host
+
+
+def test_proxy_environment_precedence_and_wildcards() -> None:
+    assert ProxyConfig.from_env({"http_proxy": "http://a:1", "HTTP_PROXY": "http://b:1"}).http == "http://a:1"
+    everything = ProxyConfig.from_env({"ALL_PROXY": "http://all:1"})
+    assert everything.proxy_for("http", "x.example", 80) == everything.proxy_for("https", "x.example", 443)
+    assert ProxyConfig.from_env({"ALL_PROXY": "http://all:1", "no_proxy": "*"}).proxy_for("http", "x", 80) is None
+    assert ProxyConfig.from_env({}).proxy_for("http", "x.example", 80) is None
+    assert ProxyConfig.from_env({"HTTP_PROXY": "http://p:1"}).proxy_for("ftp", "x.example", 21) is None
 
 
 # -- content types, sniffing, Retry-After, host keys -----------------------------------------
