@@ -151,8 +151,13 @@ class Tagger:
         return self._families.get(visa_id, visa_id)
 
     def tag(self, text: str, lang: str | None = None) -> TagResult:
-        """Tag one text; `lang` None means detect it from the text."""
-        return next(self.tag_many([(text, lang)]))
+        """Tag one text; `lang` None means detect it from the text.
+
+        The same patterns and results as `tag_many`, without building the spaCy `Doc`: the crawl
+        tags one article at a time as it arrives and keeps only the tags, and a Doc per article
+        would cost more than the tagging itself (and grow the vocabulary of a long-running daemon).
+        """
+        return self._tag(text, lang)
 
     def tag_many(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[TagResult]:
         """Tag (text, lang) pairs lazily, in order, in this process, batched with `nlp.pipe`.
@@ -254,6 +259,8 @@ class Tagger:
     def nlp(self, lang: str) -> Language:
         """The blank spaCy pipeline used for `lang` (a tokenizer only), created on first use."""
         key = lang if lang in ("en", "ko", "ja") else "en"
+        if key in self._nlp and len(self._nlp[key].vocab.strings) > MAX_VOCAB_STRINGS:
+            del self._nlp[key]  # every new token string stays in the vocabulary: start afresh now and then
         if key not in self._nlp:
             import spacy
 
@@ -295,6 +302,10 @@ class Tagger:
             for doc, (text, lang) in zip(nlp.pipe(t for t, _ in run), run, strict=True):
                 _attach_spans(doc, self._tag(text, lang, doc))
                 yield doc
+
+
+MAX_VOCAB_STRINGS = 500_000
+"""Strings a pipeline's vocabulary may hold before it is rebuilt, so memory stays flat over a long batch."""
 
 
 class SudachiSurfaceTokenizer:
