@@ -182,10 +182,12 @@ class _Crawler:
             return
         body_hash = hashlib.sha256(result.content).hexdigest()
         if cached.get("settings") == settings and cached.get("content_hash") == body_hash:
-            # A 200 with the same body: the server's validators saved nothing. Counted, so that
-            # validators that keep failing stop being trusted; the content hash saves the parse.
+            # A 200 with the same body. Where validators were sent they saved nothing: counted, so
+            # that validators that keep failing stop being trusted. The content hash saves the parse.
+            sent = trusted and bool(cached.get("etag") or cached.get("last_modified"))
+            failures = (cached.get("unchanged_200s") or 0) + 1 if sent else 0
             self._record(source.name, result.records)
-            self._save_validators(source.url, result, body_hash, (cached.get("unchanged_200s") or 0) + 1, settings)
+            self._save_validators(source.url, result, body_hash, failures, settings)
             return
         parsed = self._parse(source, result)
         if parsed.problem and not parsed.items:

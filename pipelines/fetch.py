@@ -383,6 +383,15 @@ class HostMemory:
         """host key -> (monotonic time until which it is not asked, why)."""
 
 
+def _without_password(proxy: str) -> str:
+    """A proxy URL fit for messages and logs: any password replaced by ***."""
+    try:
+        parsed = httpx.URL(proxy)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "(unparseable proxy URL)"
+    return str(parsed.copy_with(password="***")) if parsed.password else str(parsed)
+
+
 class _Budget:
     """What is left of one fetch() call's `timeout`; time spent queuing for a host is given back."""
 
@@ -477,7 +486,9 @@ class _ProxyRouter(httpx.AsyncBaseTransport):
         self._through: dict[str, httpx.AsyncBaseTransport | Exception] = {}
 
     def proxy_for(self, url: httpx.URL) -> str | None:
-        return self.proxies.proxy_for(url.scheme, url.host, effective_port(url.scheme, url.port))
+        # The ASCII (punycode) host, as curl compares NO_PROXY entries.
+        host = url.raw_host.decode("ascii", "replace")
+        return self.proxies.proxy_for(url.scheme, host, effective_port(url.scheme, url.port))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         proxy = self.proxy_for(request.url)
@@ -491,7 +502,7 @@ class _ProxyRouter(httpx.AsyncBaseTransport):
                 transport = exc
             self._through[proxy] = transport
         if isinstance(transport, Exception):
-            raise httpx.ProxyError(f"unusable proxy {proxy!r}: {transport}", request=request)
+            raise httpx.ProxyError(f"unusable proxy {_without_password(proxy)}: {transport}", request=request)
         return await transport.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -811,7 +822,9 @@ class Fetcher:
                 budget.give_back(time.monotonic() - queued)
                 policy = self.memory.robots.get(key)
                 if policy is None or policy.expires <= time.monotonic():
-                    policy = await self._fetch_robots(url, result, budget)
+                    # robots.txt gets a whole `timeout` of its own: its answer is cached for every
+                    # later call to the origin, so it must not fail because this call came late.
+                    policy = await self._fetch_robots(url, result, _Budget(self.settings.timeout))
                     self.memory.robots[key] = policy
         delay = policy.crawl_delay(self.settings.user_agent)
         self._host(host_key(url)).crawl_delay = min(delay or 0.0, self.settings.max_crawl_delay)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+from pipelines.text import replace_surrogates
 
 
 @dataclass
@@ -28,8 +27,8 @@ class Item:
         # JSON ("\ud800") and broken feeds can carry lone surrogates, which no UTF-8 store accepts.
         for name in ("url", "title", "summary", "guid", "lang"):
             value = getattr(self, name)
-            if isinstance(value, str) and _LONE_SURROGATE.search(value):
-                setattr(self, name, _LONE_SURROGATE.sub("\ufffd", value))
+            if isinstance(value, str):
+                setattr(self, name, replace_surrogates(value))
 
 
 @dataclass

@@ -120,9 +120,7 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     if version == 0:
         conn.close()
         raise StorageError(f"{path} is not a policy-monitor database (no schema); run 'monitor crawl' to create one")
-    if version < SCHEMA_VERSION:
-        conn.close()
-        raise StorageError(f"{path} has schema version {version} of {SCHEMA_VERSION};"
-                           " run 'monitor crawl' to upgrade it")
+    # An older schema is still read as it is (a backup, a read-only mount, a daemon of the previous
+    # release): migrations only add, so what the queries use is there.
     conn.row_factory = sqlite3.Row
     return conn

@@ -74,35 +74,44 @@ _HAYSTACK = "(coalesce(a.title, '') || ' ' || a.text) LIKE ? ESCAPE '\\'"
 
 def _substring_condition(query: str) -> tuple[str, list[Any]]:
     """SQL for a query with one- or two-character CJK terms, which no index can find: a substring scan
-    that keeps FTS5's meaning of AND (also implicit), OR and NOT (NOT binds tightest, then AND, then OR)."""
+    that keeps FTS5's meaning of AND, OR and NOT (upper case only, as in FTS5): terms side by side bind
+    tightest (`a NOT b c` is a AND NOT (b AND c)), then NOT, then AND, then OR."""
     if any(mark in query for mark in "()*^") or re.search(r"\bNEAR\b", query):
         raise QueryError("Japanese and Korean terms of one or two characters combine with AND, OR and NOT "
                          "only; use terms of three or more characters for NEAR, prefixes and parentheses")
-    groups: list[list[tuple[bool, str]]] = [[]]
-    negate = False
+    if query.count('"') % 2:
+        raise QueryError(f"invalid search query {query!r}: unbalanced quote")
+    # OR-groups of factors; a factor is (negated, terms ANDed together).
+    groups: list[list[tuple[bool, list[str]]]] = [[]]
+    expect_term, negate = True, False
     for token in _QUERY_TERM.findall(query):
-        word = token.upper()
-        if word == "OR":
-            groups.append([])
-        elif word == "NOT":
-            if not groups[-1]:
-                raise QueryError(f"invalid search query {query!r}: NOT needs a term before it")
-            negate = True
-        elif word != "AND":
-            term = token.strip('"').replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            groups[-1].append((negate, f"%{term}%"))
-            negate = False
-    if negate or not all(groups):
-        raise QueryError(f"invalid search query {query!r}: an operator without a term")
+        if token in ("AND", "OR", "NOT"):
+            if expect_term:
+                raise QueryError(f"invalid search query {query!r}: {token} needs a term before it")
+            if token == "OR":
+                groups.append([])
+            negate, expect_term = token == "NOT", True
+            continue
+        term = token.strip('"').replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        factors = groups[-1]
+        if negate or not factors or expect_term:
+            factors.append((negate, [f"%{term}%"]))
+        else:
+            factors[-1][1].append(f"%{term}%")  # side by side: joins the factor before it
+        expect_term, negate = False, False
+    if expect_term:
+        raise QueryError(f"invalid search query {query!r}: an operator without a term after it")
     sql = " OR ".join(
-        "(" + " AND ".join(("NOT " if negated else "") + _HAYSTACK for negated, _ in group) + ")" for group in groups
+        "(" + " AND ".join(("NOT " if negated else "") + "(" + " AND ".join(_HAYSTACK for _ in terms) + ")"
+                           for negated, terms in group) + ")"
+        for group in groups
     )
-    return f"({sql})", [pattern for group in groups for _, pattern in group]
+    return f"({sql})", [pattern for group in groups for _, terms in group for pattern in terms]
 
 
 def _query_terms(query: str) -> list[str]:
     """The terms and phrases of an FTS5 query, without quotes and operators."""
-    return [t.strip('"') for t in _QUERY_TERM.findall(query) if t.upper() not in _OPERATORS]
+    return [t.strip('"') for t in _QUERY_TERM.findall(query) if t not in _OPERATORS]
 
 
 def validate_fts_query(query: str) -> str | None:

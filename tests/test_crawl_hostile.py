@@ -278,3 +278,21 @@ def test_a_feed_that_parses_to_nothing_is_one_recorded_request(tmp_path, tagger)
     assert summary.outcomes[0].error.startswith("ParseError")
     assert db.execute("SELECT status, error FROM fetches WHERE url LIKE '%feed.xml'").fetchall() == [
         (200, "ParseError")]
+
+
+def test_daily_full_fetches_do_not_wear_out_working_validators(tmp_path, tagger):
+    with HostileServer(robots_txt="") as server:
+        server.static["/stable.xml"] = Static(rss(server, ["/ok"]), "application/rss+xml")
+        config = crawl_config(tmp_path, [{"name": "s", "kind": "feed", "url": server.url("/stable.xml")}])
+        db, _, _ = crawl(config, tagger)
+        db.close()
+        for _day in range(4):
+            db = open_db(config.db_path)
+            db.execute("BEGIN")
+            db.execute("UPDATE http_cache SET updated_at = '2000-01-01T00:00:00+00:00'")
+            db.execute("COMMIT")
+            db.close()
+            for _ in range(2):
+                db, _, _ = crawl(config, tagger)
+                db.close()
+        assert _conditional_requests(server, "/stable.xml") == [False] + [False, True] * 4

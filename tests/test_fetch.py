@@ -678,3 +678,50 @@ def test_host_memory_carries_robots_timing_and_blocks_over_to_the_next_fetcher()
         blocked, _ = asyncio.run(one("/ok"))
         assert blocked.error == "HostBackoff" and blocked.retry_later
         assert len(server.hits("/ok")) == 2, "a host that asked for a long Retry-After is not asked again"
+
+
+def test_a_call_that_reaches_an_origin_late_does_not_poison_its_robots_txt():
+    """robots.txt has a timeout of its own: a call whose budget ran low must not cache 'disallow all'."""
+    settings = FetchSettings(allow_private_addresses=True, per_host_delay=0, timeout=1, backoff_base=0.01)
+    with HostileServer(robots_txt="") as target, HostileServer(robots_txt="") as origin:
+        target.static["/robots.txt"] = Static("User-agent: *\nAllow: /\n", "text/plain", delay=0.2)
+        origin.static["/go"] = Static("", status=302, headers={"Location": target.url("/ok")}, delay=0.9)
+
+        async def both() -> tuple[FetchResult, FetchResult]:
+            async with Fetcher(settings) as fetcher:
+                late = await fetcher.fetch(origin.url("/go"))
+                fresh = await fetcher.fetch(target.url("/ok"))
+                return late, fresh
+
+        late, fresh = asyncio.run(both())
+    assert late.error == "Timeout"
+    assert fresh.ok, f"{fresh.error}: {fresh.message}"
+
+
+def test_proxy_passwords_never_reach_messages(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "socks5://user:s3cret@127.0.0.1:1")
+    monkeypatch.setenv("NO_PROXY", "")
+    settings = FetchSettings(allow_private_addresses=True, per_host_delay=0, timeout=2, max_tries=1,
+                             obey_robots=False)
+
+    async def one() -> FetchResult:
+        async with Fetcher(settings) as fetcher:
+            return await fetcher.fetch("http://policy.example/feed")
+
+    result = asyncio.run(one())
+    assert result.error == "ProxyError"
+    assert "s3cret" not in result.message and all("s3cret" not in r.message for r in result.records)
+
+
+def test_no_proxy_entries_in_punycode_match_international_hosts(monkeypatch):
+    import httpx
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "xn--bcher-kva.example")
+    fetcher = Fetcher(FetchSettings())
+    try:
+        assert fetcher._router.proxy_for(httpx.URL("https://xn--bcher-kva.example/")) is None
+        assert fetcher._router.proxy_for(httpx.URL("https://bücher.example/")) is None
+        assert fetcher._router.proxy_for(httpx.URL("https://other.example/")) == "http://proxy.example:3128"
+    finally:
+        asyncio.run(fetcher.aclose())

@@ -239,3 +239,31 @@ def test_a_page_never_merges_into_a_stored_feed_summary(db):
     store_article(db, article("https://a.example/doc-1", "Flood", text, text_origin="feed_summary"), [], [])
     _, new = store_article(db, article("https://a.example/doc-2", "Flood", text), [], [])
     assert new
+
+
+def test_substring_search_means_what_fts5_means(tmp_path: Path):
+    """Every combination of three terms and AND / OR / NOT / side by side gives FTS5's own answer."""
+    import itertools
+
+    from storage.queries import _substring_condition
+
+    docs = {1: "가나다", 2: "라마바", 3: "가나다 라마바", 4: "사아자", 5: "가나다 사아자", 6: "라마바 사아자",
+            7: "가나다 라마바 사아자"}
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT, text TEXT)")
+    conn.execute("CREATE VIRTUAL TABLE f USING fts5(text, tokenize='trigram')")
+    for number, text in docs.items():
+        conn.execute("INSERT INTO articles VALUES (?, '', ?)", [number, text])
+        conn.execute("INSERT INTO f (rowid, text) VALUES (?, ?)", [number, text])
+    for first, second, third in itertools.permutations(["가나다", "라마바", "사아자"]):
+        for op1, op2 in itertools.product(["", "AND ", "OR ", "NOT "], repeat=2):
+            query = f"{first} {op1}{second} {op2}{third}"
+            expected = sorted(r[0] for r in conn.execute("SELECT rowid FROM f WHERE f MATCH ?", [query]))
+            sql, params = _substring_condition(query)
+            found = sorted(r[0] for r in conn.execute(f"SELECT id FROM articles a WHERE {sql}", params))
+            assert found == expected, query
+
+
+@pytest.mark.parametrize("query", ["비자 AND", "AND 비자", '"비자', "비자 NOT"])
+def test_dangling_operators_and_quotes_are_refused_like_fts5_refuses_them(searchable, query):
+    assert validate_fts_query(query) is not None

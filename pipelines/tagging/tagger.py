@@ -22,6 +22,7 @@ from pipelines.lang import detect_language
 from pipelines.tagging.figures import RawFigure, assign_years, find_figures
 from pipelines.tagging.lexicon import Alias, Entry, Taxonomy, TaxonomyError
 from pipelines.tagging.textnorm import Normalized, sentence_bounds, sentence_starts
+from pipelines.text import replace_surrogates
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -329,8 +330,10 @@ class SudachiSurfaceTokenizer:
         from spacy.tokens import Doc
         from spacy.util import get_words_and_spaces
 
-        surfaces = [m.surface() for piece in _pieces(text, self.MAX_BYTES) for m in self._tokenizer.tokenize(piece)]
-        words, spaces = get_words_and_spaces([w for w in surfaces if w and not w.isspace()], text)
+        # Sudachi takes only encodable text; a lone surrogate becomes U+FFFD, one character for one.
+        safe = replace_surrogates(text)
+        surfaces = [m.surface() for piece in _pieces(safe, self.MAX_BYTES) for m in self._tokenizer.tokenize(piece)]
+        words, spaces = get_words_and_spaces([w for w in surfaces if w and not w.isspace()], safe)
         return Doc(self.vocab, words=words, spaces=spaces)
 
 
