@@ -404,9 +404,11 @@ class AlertSender:
         stale = {r.name for r in self.rules if known.get(r.name, (0, None))[1] != r.conditions_hash}
         if not stale:
             return {name: first for name, (first, _) in known.items()}
-        if dry_run:  # what registering would do: new and changed rules start at the newest article
+        if dry_run:  # what registering would do: new and changed rules start at the newest article;
+            # a rule registered by name alone (no hash yet) keeps its baseline, as registering keeps it
             newest = ledger.newest_article_id(db.conn)
-            return {r.name: newest if r.name in stale else known[r.name][0] for r in self.rules}
+            return {r.name: known[r.name][0] if r.name in known and known[r.name][1] is None
+                    else newest if r.name in stale else known[r.name][0] for r in self.rules}
         return self._register(db, prune=False)
 
     def deliver(
@@ -484,7 +486,8 @@ class AlertSender:
         fields = {"rule": compiled.name, "to": outgoing.recipient, "articles": outgoing.article_ids,
                   "error": str(exc)}
         if exc.permanent and ledger.record_failure(db, compiled.name, outgoing.article_ids, outgoing.recipient,
-                                                   str(exc), give_up_after=GIVE_UP_AFTER, slot=outgoing.slot):
+                                                   str(exc), give_up_after=GIVE_UP_AFTER, slot=outgoing.slot,
+                                                   recipients=compiled.rule.to):
             report.given_up.append(outgoing)
             log.error("alert given up after %d refusals: rule=%s to=%s articles=%s subject=%r: %s", GIVE_UP_AFTER,
                       compiled.name, outgoing.recipient, _ids(outgoing.article_ids), outgoing.subject, exc,

@@ -262,12 +262,24 @@ def record_delivery(
         )
         if slot is not None:
             _record_slot(db.conn, rule, recipient, slot, now, len(article_ids))
-        have = delivered_recipients(db.conn, rule, list(article_ids))
-        complete = [article_id for article_id in article_ids if set(recipients) <= have[article_id]]
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO alerts_sent (rule, article_id, sent_at) VALUES (?, ?, ?)",
-            [(rule, article_id, now) for article_id in complete],
-        )
+        complete = _close_finished(db.conn, rule, article_ids, recipients, now)
+    return complete
+
+
+def _close_finished(conn: sqlite3.Connection, rule: str, article_ids: Sequence[int], recipients: Sequence[str],
+                    now: str) -> list[int]:
+    """Put in `alerts_sent` the articles every recipient has, or was given up for; return their ids.
+
+    Given-up recipients count as done, so an address refused for good does not keep its articles
+    among the rule's candidates forever."""
+    ids = list(article_ids)
+    have = delivered_recipients(conn, rule, ids)
+    gone = given_up_recipients(conn, rule, ids)
+    complete = [article_id for article_id in ids if set(recipients) <= have[article_id] | gone[article_id]]
+    conn.executemany(
+        "INSERT OR IGNORE INTO alerts_sent (rule, article_id, sent_at) VALUES (?, ?, ?)",
+        [(rule, article_id, now) for article_id in complete],
+    )
     return complete
 
 
@@ -280,11 +292,13 @@ def record_failure(
     *,
     give_up_after: int,
     slot: str | None = None,
+    recipients: Sequence[str] = (),
 ) -> bool:
     """Count one more refusal for good (5xx) of the rule's alert about `article_ids` to `recipient`.
 
     After `give_up_after` of them the alert is given up: never retried, and
-    its digest `slot` counts as done. Returns whether it was given up now.
+    its digest `slot` counts as done; articles all of the rule's `recipients` now have
+    (or were given up for) leave the candidates. Returns whether it was given up now.
     """
     now = utc_now()
     with transaction(db):
@@ -306,6 +320,7 @@ def record_failure(
             [now, rule, recipient, *article_ids])
         if slot is not None:
             _record_slot(db.conn, rule, recipient, slot, now, 0)
+        _close_finished(db.conn, rule, article_ids, recipients or [recipient], now)
     return True
 
 

@@ -342,8 +342,27 @@ def test_a_recipient_refused_for_good_is_given_up_and_the_others_get_one_copy(tm
         assert [o.recipient for o in sender.deliver().given_up] == ["gone@example.org"]
         assert sender.deliver().errors == []
         assert sum(READER in rcpts for rcpts, _ in sink.received) == 1
+        # Given up for gone@ and delivered to READER: the story leaves the rule's candidates.
+        db = open_db(config.db_path)
+        assert db.execute("SELECT article_id FROM alerts_sent ORDER BY article_id").fetchall() == [(first,), (copy,)]
+        db.close()
     finally:
         sink.stop()
+
+
+def test_a_dry_run_after_an_upgrade_shows_what_a_real_send_sends(tmp_path):
+    """A rule registered by name alone (before conditions were hashed) keeps its baseline in a dry run too."""
+    config = make_config(tmp_path, alerts=[rule(query="visa")])
+    db = open_db(config.db_path)
+    db.execute("BEGIN")
+    db.execute("INSERT INTO alert_rules (name, first_seen_at, first_article_id) VALUES (?, ?, 0)",
+               [config.alerts[0].name, "2020-01-01T00:00:00+00:00"])
+    db.execute("COMMIT")
+    db.close()
+    add_article(config, "Visa news", "A visa story about quotas and processing times.")
+    dry = sender_for(config).deliver(dry_run=True)
+    real = sender_for(config).deliver()
+    assert len(dry.pending) == len(real.sent) == 1
 
 
 def test_a_missing_password_variable_is_one_error_line_not_a_traceback(tmp_path, monkeypatch):
