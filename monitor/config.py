@@ -8,6 +8,7 @@ the file: `[email] password_env` names an environment variable.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pipelines.fetch import FetchSettings
 from pipelines.jsonapi import JsonApiSpec
+from pipelines.keep import KeepFilter, validate_keep_filter
 from pipelines.listing import ListingSpec, validate_listing_spec
 from storage.alerts import FigureFilter
 
@@ -52,6 +54,8 @@ class SourceConfig:
     fetch_articles: bool = True
     max_items: int = 100
     note: str | None = None
+    keep_filter: KeepFilter | None = None
+    """`[sources.filter]`: only items naming one of its keywords are stored."""
 
 
 @dataclass
@@ -106,7 +110,9 @@ class Config:
         for source in self.sources:
             if source.name == name:
                 return source
-        raise ConfigError(f"no source named {name!r} in {self.path or 'the configuration'}")
+        close = difflib.get_close_matches(name, [s.name for s in self.sources], n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else " (monitor sources lists them)"
+        raise ConfigError(f"no source named {name!r} in {self.path or 'the configuration'}{hint}")
 
 
 def find_config_path(explicit: str | None) -> Path:
@@ -197,7 +203,7 @@ def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
     name, where = _named_entry(reader, raw, "sources", index)
     reader.keys(raw, where, {
         "name", "kind", "url", "enabled", "country", "lang", "every", "cron", "selectors", "items_path",
-        "fields", "base_url", "fetch_articles", "max_items", "note",
+        "fields", "base_url", "fetch_articles", "max_items", "note", "filter",
     })
     kind = reader.string(raw, where, "kind", None)
     if kind not in SOURCE_KINDS:
@@ -223,10 +229,11 @@ def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
         fetch_articles=reader.boolean(raw, where, "fetch_articles", True),
         max_items=int(reader.number(raw, where, "max_items", 100, minimum=1, integer=True)),
         note=reader.string(raw, where, "note", None),
+        keep_filter=_keep_filter(reader, raw, where),
     )
     if kind == "html_list":
         selectors = reader.table(raw, f"{where} selectors", {
-            "item", "link", "title", "date", "link_attr", "link_regex", "link_template",
+            "item", "link", "title", "date", "summary", "link_attr", "link_regex", "link_template",
         }, key="selectors")
         if "item" not in selectors:
             raise ConfigError(f"{reader.file}: {where} selectors.item: required for kind 'html_list'")
@@ -251,6 +258,20 @@ def _source(reader: _Reader, raw: Any, index: int) -> SourceConfig:
             if key in raw:
                 raise ConfigError(f"{reader.file}: {where} {key}: only for kind 'json_api'")
     return source
+
+
+def _keep_filter(reader: _Reader, raw: dict[str, Any], where: str) -> KeepFilter | None:
+    """`[sources.filter] any = [...]`, checked; None when the source has no filter."""
+    if "filter" not in raw:
+        return None
+    table = reader.table(raw, f"{where} filter", {"any"}, key="filter")
+    if "any" not in table:
+        raise ConfigError(f"{reader.file}: {where} filter.any: required (a list of keywords, e.g. [\"外国人\"])")
+    keywords = reader.strings(table, f"{where} filter", "any")
+    problem = validate_keep_filter(keywords)
+    if problem:
+        raise ConfigError(f"{reader.file}: {where} filter.any: {problem}")
+    return KeepFilter(any=tuple(keywords))
 
 
 def _check_unique(reader: _Reader, section: str, names: list[str]) -> None:

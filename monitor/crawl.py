@@ -27,6 +27,7 @@ from pipelines.feeds import parse_feed
 from pipelines.fetch import Fetcher, FetchResult, HostMemory, RequestRecord
 from pipelines.items import Item, ParsedSource
 from pipelines.jsonapi import parse_json_api
+from pipelines.keep import split_by_filter
 from pipelines.lang import detect_language
 from pipelines.listing import NOTHING_MATCHED, parse_listing
 from pipelines.tagging import Tagger, TagResult
@@ -62,6 +63,8 @@ class SourceOutcome:
     not_modified: bool = False
     mentions: int = 0
     figures: int = 0
+    filtered_out: int = 0
+    """Items the source's keep-filter (`[sources.filter]`) left out: not stored, counted here."""
 
 
 @dataclass
@@ -198,8 +201,10 @@ class _Crawler:
             outcome.ok, outcome.error = False, f"ParseError: {parsed.problem}"
             return
         self._record(source.name, result.records)
-        items = self._new_items(parsed.items[: source.max_items])
+        kept, dropped = split_by_filter(parsed.items, source.keep_filter)
+        items = self._new_items(kept[: source.max_items])
         outcome.items_seen = len(parsed.items)
+        outcome.filtered_out = len(dropped)
         stored = await _map_bounded(lambda item: self._store_item(source, item), items,
                                     self.config.article_concurrency)
         for article in stored:
@@ -216,14 +221,7 @@ class _Crawler:
             self._save_validators(source.url, result, body_hash, 0, settings)
 
     def _parse(self, source: SourceConfig, result: FetchResult) -> ParsedSource:
-        base = result.final_url
-        if source.kind == "feed":
-            return parse_feed(result.content, base, result.content_type)
-        if source.kind == "html_list":
-            assert source.listing is not None
-            return parse_listing(result.text or "", base, source.listing)
-        assert source.json_api is not None
-        return parse_json_api(result.content, source.base_url or base, source.json_api)
+        return parse_source(source, result)
 
     def _new_items(self, items: list[Item]) -> list[Item]:
         """Items whose link (as given or canonical) leads to no stored article, each once."""
@@ -348,6 +346,19 @@ async def _map_bounded(
     return results
 
 
+def parse_source(source: SourceConfig, result: FetchResult) -> ParsedSource:
+    """Read a fetched source document the way its kind and settings say (the crawl and
+    `monitor sources check` both come here, so a check shows exactly what a crawl would do)."""
+    base = result.final_url
+    if source.kind == "feed":
+        return parse_feed(result.content, base, result.content_type)
+    if source.kind == "html_list":
+        assert source.listing is not None
+        return parse_listing(result.text or "", base, source.listing)
+    assert source.json_api is not None
+    return parse_json_api(result.content, source.base_url or base, source.json_api)
+
+
 def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Turn the tagging stage's result into `mentions` and `figures` rows."""
     mentions = [
@@ -375,8 +386,10 @@ def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 def _settings_fingerprint(source: SourceConfig) -> str:
     """A short hash of how a source's document is read: when it changes, the cached body is read again."""
-    settings = (source.kind, source.listing, source.json_api, source.base_url, source.max_items,
-                source.fetch_articles)
+    settings: tuple[Any, ...] = (source.kind, source.listing, source.json_api, source.base_url, source.max_items,
+                                 source.fetch_articles)
+    if source.keep_filter is not None:  # appended only when set: other sources keep their fingerprint
+        settings += (source.keep_filter,)
     return hashlib.sha256(repr(settings).encode("utf-8")).hexdigest()[:16]
 
 

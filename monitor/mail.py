@@ -93,11 +93,12 @@ def check_headers(message: EmailMessage) -> None:
 def check_email_config(email: EmailConfig) -> None:
     """Raise ConfigError (one line) if `[email]` cannot log in to its SMTP server as configured.
 
-    Checks what can be known before connecting: a `password_env` whose
+    Checks what can be known before connecting: a `username` whose `password_env`
     variable is not set (or empty), and a `username` without `password_env`.
-    Nothing to check when `host` is empty (the Maildir is used).
+    Nothing to check when `host` is empty (the Maildir is used), nor without a
+    `username`: no login happens then, so the password is never read.
     """
-    if not email.host:
+    if not email.host or not email.username:
         return
     if email.password_env and not email.password():
         raise ConfigError(f"[email] password_env: the environment variable {email.password_env} is not set"

@@ -136,6 +136,15 @@ def _struct_to_datetime(value: Any) -> datetime | None:
         return None
 
 
+def _entry_date_text(entry: Mapping[str, Any]) -> str | None:
+    """The entry's date as the feed wrote it (pubDate, dc:date, updated...), for reports."""
+    for key in ("published", "updated", "created"):
+        raw = _get(entry, key)
+        if isinstance(raw, str) and raw.strip():
+            return raw.strip()
+    return None
+
+
 def _entry_date(entry: Mapping[str, Any]) -> datetime | None:
     for key in ("published", "updated", "created"):
         parsed = _struct_to_datetime(_get(entry, f"{key}_parsed"))
@@ -234,6 +243,7 @@ def _parse_xml_feed(content: bytes, base_url: str, content_type: str | None) -> 
         if not url:
             continue
         guid = _get(entry, "id")
+        date_text = _entry_date_text(entry)
         items.append(
             Item(
                 url=url,
@@ -242,6 +252,7 @@ def _parse_xml_feed(content: bytes, base_url: str, content_type: str | None) -> 
                 summary=_entry_summary(entry),
                 guid=guid.strip() if isinstance(guid, str) and guid.strip() else None,
                 lang=_entry_lang(entry, feed_lang),
+                extra={"date_text": date_text} if date_text else {},
             )
         )
     problem = _bozo_problem(result)
@@ -282,6 +293,8 @@ def _json_feed_item(entry: Any, base_url: str, feed_lang: str | None) -> Item | 
     if not summary and isinstance(_get(entry, "summary"), str):
         summary = collapse_whitespace(entry["summary"]) or None
     published = None
+    date_text = next((entry[k] for k in ("date_published", "date_modified") if isinstance(_get(entry, k), str)),
+                     None)
     for key in ("date_published", "date_modified"):
         if isinstance(_get(entry, key), str):
             published = parse_date(entry[key])
@@ -295,6 +308,7 @@ def _json_feed_item(entry: Any, base_url: str, feed_lang: str | None) -> Item | 
         summary=summary,
         guid=guid,
         lang=lang or None,
+        extra={"date_text": date_text} if date_text else {},
     )
 
 

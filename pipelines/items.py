@@ -22,6 +22,7 @@ class Item:
     guid: str | None = None
     lang: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    """Parser notes; "date_text" holds the date as written where the source gave one."""
 
     def __post_init__(self) -> None:
         # JSON ("\ud800") and broken feeds can carry lone surrogates, which no UTF-8 store accepts.
@@ -42,3 +43,7 @@ class ParsedSource:
 
     Items may still be present when the problem is recoverable (e.g. a feed
     that feedparser calls ill-formed but still yields entries)."""
+    rows: int | None = None
+    """Listing pages: rows the item selector matched (None for feeds and APIs)."""
+    repeated_links: int = 0
+    """Listing pages: rows skipped because their link was already taken from an earlier row."""

@@ -104,13 +104,15 @@ def _item(raw: Any, spec: JsonApiSpec, base_url: str) -> Item | None:
         return None
     guid = _field(raw, spec, "guid")
     lang = _field(raw, spec, "lang")
+    date = _field(raw, spec, "date")
     return Item(
         url=url,
         title=_text(_field(raw, spec, "title")),
-        published_at=_date(_field(raw, spec, "date")),
+        published_at=_date(date),
         summary=_text(_field(raw, spec, "summary")),
         guid=str(guid) if isinstance(guid, str | int) and not isinstance(guid, bool) and str(guid) else None,
         lang=(lang.strip() or None) if isinstance(lang, str) else None,
+        extra={"date_text": str(date)} if date not in (None, "") else {},
     )
 
 

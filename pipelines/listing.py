@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
+from datetime import datetime
 
 import soupsieve
 from bs4 import BeautifulSoup, Tag
@@ -38,6 +39,8 @@ class ListingSpec:
     """Selector within the row for the title; default: the link element's text."""
     date: str | None = None
     """Selector within the row for the date (its `datetime` attribute or its text)."""
+    summary: str | None = None
+    """Selector within the row for a lead or summary (kept as the item's summary; keep-filters read it)."""
     link_attr: str = "href"
     link_regex: str | None = None
     """Regex searched in the attribute value; without a template its group 1 (or whole match) is the link."""
@@ -71,7 +74,8 @@ def _template_fields(template: str) -> list[str]:
 
 def validate_listing_spec(spec: ListingSpec) -> str | None:
     """Check the selectors, the regex and the template; None if usable, else a one-line error."""
-    for selector, what in ((spec.item, "item"), (spec.link, "link"), (spec.title, "title"), (spec.date, "date")):
+    for selector, what in ((spec.item, "item"), (spec.link, "link"), (spec.title, "title"), (spec.date, "date"),
+                           (spec.summary, "summary")):
         error = _selector_error(selector, what)
         if error:
             return error
@@ -132,12 +136,13 @@ def _build_link(value: str, spec: ListingSpec, pattern: re.Pattern[str] | None) 
     return spec.link_template.format(*groups, **named)
 
 
-def _row_date(row: Tag, selector: str | None):
+def _row_date(row: Tag, selector: str | None) -> tuple[datetime | None, str | None]:
+    """The row's date, and the text it was read from (None when the selector matched nothing)."""
     element = row.select_one(selector) if selector else None
     if element is None:
-        return None
+        return None, None
     raw = _attr(element, "datetime") or _text(element)
-    return parse_date(raw) if raw else None
+    return (parse_date(raw) if raw else None), raw
 
 
 def _link_base(soup: BeautifulSoup, base_url: str) -> str:
@@ -172,23 +177,30 @@ def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
     link_base = _link_base(soup, base_url)
     items: list[Item] = []
     seen: set[str] = set()
+    repeated = 0
     for row in rows:
         anchor = row.select_one(spec.link)
         value = _attr(anchor, spec.link_attr) if anchor is not None else None
         link = _build_link(value, spec, pattern) if value else None
         url = resolve_http_url(link, link_base)
-        if url is None or url in seen:
+        if url is None:
+            continue
+        if url in seen:
+            repeated += 1
             continue
         seen.add(url)
         title = _text(row.select_one(spec.title)) if spec.title else None
+        published, date_text = _row_date(row, spec.date)
         items.append(
             Item(
                 url=url,
                 title=title or _text(anchor),
-                published_at=_row_date(row, spec.date),
+                published_at=published,
+                summary=_text(row.select_one(spec.summary)) if spec.summary else None,
+                extra={"date_text": date_text} if date_text else {},
             )
         )
     problem = None
     if not items:
         problem = f"{NOTHING_MATCHED}: {len(rows)} rows but no link in any (link selector {spec.link!r})"
-    return ParsedSource(items=items, title=page_title, problem=problem)
+    return ParsedSource(items=items, title=page_title, problem=problem, rows=len(rows), repeated_links=repeated)

@@ -460,3 +460,37 @@ def test_run_with_an_unset_password_variable_exits_2_at_once(tmp_path, site):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "MONITOR_TEST_UNSET_PW" in result.stderr
     assert site.requests == 0  # refused before anything was scheduled
+
+
+def test_run_starts_with_a_host_no_username_and_an_unset_password_variable(tmp_path, monkeypatch):
+    """The default password_env names a variable a user without an SMTP login never sets: no refusal."""
+    import argparse
+
+    import monitor.commands.run as run_command
+    import monitor.daemon as daemon_module
+
+    started = []
+
+    class QuickDaemon:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def start(self) -> None:
+            started.append(True)
+
+        def wait(self) -> None:
+            pass
+
+        def shutdown(self) -> bool:
+            return True
+
+    monkeypatch.delenv("MONITOR_SMTP_PASSWORD", raising=False)
+    (tmp_path / "config.toml").write_text(
+        '[storage]\npath = "test.db"\n[email]\nhost = "smtp.example.org"\npassword_env = "MONITOR_SMTP_PASSWORD"\n',
+        encoding="utf-8")
+    monkeypatch.setattr(daemon_module, "Daemon", QuickDaemon)
+    monkeypatch.setattr(daemon_module, "setup_logging", lambda fmt: None)
+    monkeypatch.setattr(run_command.signal, "signal", lambda *args: None)
+    args = argparse.Namespace(config=str(tmp_path / "config.toml"), db=None, log_format="text")
+    assert run_command.handle(args) == 0
+    assert started == [True]

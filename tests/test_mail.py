@@ -205,3 +205,11 @@ def test_refused_recipient_is_flagged(smtp_sink):  # noqa: F811
         mailer.close()
     finally:
         sink.stop()
+
+
+def test_an_unset_password_variable_is_no_error_without_a_username(monkeypatch):
+    """No username, no login: the variable named by password_env is never read, so it may be unset."""
+    monkeypatch.delenv("MONITOR_SMTP_PASSWORD", raising=False)
+    check_email_config(EmailConfig(host="smtp.example.org", password_env="MONITOR_SMTP_PASSWORD"))
+    with pytest.raises(ConfigError, match="MONITOR_SMTP_PASSWORD"):
+        check_email_config(EmailConfig(host="smtp.example.org", username="me", password_env="MONITOR_SMTP_PASSWORD"))

@@ -39,6 +39,8 @@ def handle(args: argparse.Namespace) -> int:
             return
         mark = "[green]ok[/]" if outcome.ok else "[red]failed[/]"
         detail = f"{outcome.new_articles} new" if outcome.ok else outcome.error
+        if outcome.ok and outcome.filtered_out:
+            detail += f", {outcome.filtered_out} left out by its filter"
         if outcome.not_modified:
             detail = "not modified"
         # Names come from the config and errors from servers: escaped, they are never read as markup.
