@@ -27,7 +27,7 @@ from pipelines.feeds import parse_feed
 from pipelines.fetch import Fetcher, FetchResult, HostMemory, RequestRecord
 from pipelines.items import Item, ParsedSource
 from pipelines.jsonapi import parse_json_api
-from pipelines.keep import split_by_filter
+from pipelines.keep import FILTERED_OUT, split_by_filter
 from pipelines.lang import detect_language
 from pipelines.listing import NOTHING_MATCHED, parse_listing
 from pipelines.tagging import Tagger, TagResult
@@ -201,10 +201,10 @@ class _Crawler:
             outcome.ok, outcome.error = False, f"ParseError: {parsed.problem}"
             return
         self._record(source.name, result.records)
-        kept, dropped = split_by_filter(parsed.items, source.keep_filter)
-        items = self._new_items(kept[: source.max_items])
+        kept, dropped = select_items(source, parsed.items)
+        items = self._new_items(kept)
         outcome.items_seen = len(parsed.items)
-        outcome.filtered_out = len(dropped)
+        outcome.filtered_out = sum(why == FILTERED_OUT for _, why in dropped)
         stored = await _map_bounded(lambda item: self._store_item(source, item), items,
                                     self.config.article_concurrency)
         for article in stored:
@@ -357,6 +357,14 @@ def parse_source(source: SourceConfig, result: FetchResult) -> ParsedSource:
         return parse_listing(result.text or "", base, source.listing)
     assert source.json_api is not None
     return parse_json_api(result.content, source.base_url or base, source.json_api)
+
+
+def select_items(source: SourceConfig, items: list[Item]) -> tuple[list[Item], list[tuple[Item, str]]]:
+    """The parsed items a crawl goes on with (the keep-filter's, then the first `max_items`), and those it
+    leaves out with the reason; whether each is already stored is decided later, against the database."""
+    kept, dropped = split_by_filter(items, source.keep_filter)
+    over = [(item, f"beyond max_items = {source.max_items}") for item in kept[source.max_items:]]
+    return kept[: source.max_items], dropped + over
 
 
 def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from pipelines.items import Item
 
+FILTERED_OUT = "no keyword of [sources.filter] any in title or summary"
+
 
 @dataclass(frozen=True)
 class KeepFilter:
@@ -58,5 +60,5 @@ def split_by_filter(items: list[Item], keep: KeepFilter | None) -> tuple[list[It
         if keep_reason(item, keep) is not None:
             kept.append(item)
         else:
-            dropped.append((item, "no keyword of [sources.filter] any in title or summary"))
+            dropped.append((item, FILTERED_OUT))
     return kept, dropped

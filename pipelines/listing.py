@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import string
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
 import soupsieve
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup, Tag, XMLParsedAsHTMLWarning
 
 from pipelines.dates import parse_date
 from pipelines.items import Item, ParsedSource
@@ -167,11 +168,14 @@ def parse_listing(html: str, base_url: str, spec: ListingSpec) -> ParsedSource:
         return ParsedSource(items=[], problem=error)
     if not html or not html.strip():
         return ParsedSource(items=[], problem="empty page")
-    soup = BeautifulSoup(html, "lxml")
+    with warnings.catch_warnings():
+        # A feed given to a listing source is reported as "matched nothing", not as a parser warning.
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(html, "lxml")
     page_title = _text(soup.title)
     rows = soup.select(spec.item)
     if not rows:
-        return ParsedSource(items=[], title=page_title, problem=NOTHING_MATCHED)
+        return ParsedSource(items=[], title=page_title, problem=NOTHING_MATCHED, rows=0)
 
     pattern = re.compile(spec.link_regex) if spec.link_regex else None
     link_base = _link_base(soup, base_url)

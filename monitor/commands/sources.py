@@ -1,10 +1,12 @@
-"""`monitor sources`: the health of every configured source at a glance."""
+"""`monitor sources`: the health of every configured source at a glance;
+`monitor sources check NAME`: what one source would give a crawl, stored nowhere."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from monitor.commands import load
 from monitor.health import assess_sources
@@ -13,12 +15,23 @@ from storage import open_readonly, utc_now
 from storage.queries import source_health_rows
 
 COLUMNS = ("name", "status", "last_success", "last_error", "new_7d", "new_30d", "next_due")
+CHECK_COLUMNS = ("store", "published_at", "title", "url", "why")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sources", help="show the health of every source")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(handler=handle)
+    actions = parser.add_subparsers(dest="sources_command", metavar="check", parser_class=type(parser))
+    check = actions.add_parser(
+        "check", help="fetch one source (or read a saved response) and show the items a crawl would store",
+        description="Parse a source with its configured selectors, fields and filter; print each item and a"
+                    " verdict. Stores nothing. Exit 0: items found; 1: none; 2: configuration error.")
+    check.add_argument("name", metavar="NAME", help="the source's name in the config")
+    check.add_argument("--file", metavar="PATH", type=Path,
+                       help="read this saved response instead of fetching the source's URL")
+    check.add_argument("--format", dest="check_format", choices=("table", "json"), default=None)
+    check.set_defaults(handler=handle_check)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -40,3 +53,22 @@ def handle(args: argparse.Namespace) -> int:
     ]
     write_rows(COLUMNS, table, "table")
     return 0
+
+
+def handle_check(args: argparse.Namespace) -> int:
+    from monitor.sourcecheck import check_source, fetch_for_check, read_saved_response
+
+    config = load(args)
+    source = config.source(args.name)
+    result = read_saved_response(source, args.file) if args.file else fetch_for_check(config, source)
+    report = check_source(source, result)
+    if (args.check_format or args.format) == "json":
+        json.dump(report.to_json(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return report.exit_code
+    rows = [("yes" if item.kept else "no", item.published_at or (f"? {item.date_text}" if item.date_text else "-"),
+             item.title or "-", item.url, item.reason) for item in report.items]
+    if rows:
+        write_rows(CHECK_COLUMNS, rows, "table")
+    print(f"{source.name} ({source.kind}, {result.final_url}): {report.verdict}")
+    return report.exit_code
