@@ -111,7 +111,8 @@ def test_real_korea_kr_list_page_reads_with_the_shipped_selectors(tmp_path: Path
     from monitor.crawl import parse_source, select_items
     from monitor.sourcecheck import read_saved_response
 
-    page = shared_path("corpora", "real-sources-jpkr", "korea-kr_briefing_pressReleaseList_rendered-dom_2026-01-07.html")
+    page = shared_path("corpora", "real-sources-jpkr",
+                       "korea-kr_briefing_pressReleaseList_rendered-dom_2026-01-07.html")
     config = config_from_dict({"sources": [shipped_source("korea-kr-press-releases")]}, path=None,
                               base_dir=tmp_path)
     (source,) = config.sources
