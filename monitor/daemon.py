@@ -291,7 +291,7 @@ class Daemon:
         now = datetime.now(UTC)
         fields: dict[str, Any] = {
             "event": "crawl", "source": source.name, "ok": outcome.ok, "new": outcome.new_articles,
-            "items": outcome.items_seen, "elapsed": round(outcome.elapsed, 3),
+            "items": outcome.items_seen, "filtered_out": outcome.filtered_out, "elapsed": round(outcome.elapsed, 3),
         }
         if outcome.ok:
             update_source_health(db, source.name, backoff_seconds=None,
