@@ -1,5 +1,5 @@
-"""The Korean and Japanese sources config.toml ships enabled, each crawled as configured (its own selectors and
-keep-filter) from a recorded response served on 127.0.0.1; and RSS 1.0 in Shift_JIS with CRLF."""
+"""The Korean and Japanese sources (and USCIS) config.toml ships enabled, each crawled as configured (its own
+selectors and keep-filter) from a recorded response served on 127.0.0.1; and RSS 1.0 in Shift_JIS with CRLF."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ RECORDED = {
     "japan-mhlw-news": ("mhlw_news.rdf", "application/rss+xml", 4, 2),
     "japan-egov-public-comments": ("egov_pcm_list.xml", "application/rss+xml", 3, 2),
     "japan-egov-public-comment-results": ("egov_pcm_result.xml", "application/rss+xml", 2, 1),
+    "uscis-news": ("uscis_news_rss.xml", "application/rss+xml; charset=utf-8", 2, 2),
 }
 
 
