@@ -240,3 +240,15 @@ def test_sources_without_check_works_as_before(tmp_path: Path):
     checked = monitor("sources", "--format", "json", "check", "mhlw", "--file", str(FIXTURES / "mhlw_news.rdf"),
                       cwd=tmp_path)
     assert json.loads(checked.stdout)["counts"]["items"] == 4
+
+
+def test_items_without_titles_and_a_filter_that_keeps_nothing_are_named(tmp_path: Path):
+    config = load_config(setup(tmp_path))
+    board = config.source("one-link-board")
+    page = saved(tmp_path, "board.html", '<ul><li><a href="/a"><img src="x.png"></a><span class="when">2026.01.02'
+                                         '</span></li></ul>')
+    assert check_source(board, read_saved_response(board, page)).problems == ["1 of 1 items have no title"]
+    mhlw = config.source("mhlw")
+    report = check_source(mhlw, read_saved_response(mhlw, FIXTURES / "korea_kr_dept_moel.xml"))
+    assert report.filtered == 2 and report.problems == ["the filter left out every item"]
+    assert report.exit_code == 0  # items were found; the verdict says why none would be stored
