@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import sys
 import threading
@@ -152,5 +153,11 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, err: TextIO 
     datasette = build_datasette(db_path)
     print(f"Serving {db_path} at http://{host}:{port}/ (dashboard: /-/dashboards/policy); Ctrl-C stops",
           file=err)
-    uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again: let SIGTERM end
+    # the process with status 0 and Ctrl-C without a traceback.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(datasette.app(), host=host, port=port, log_level="warning", lifespan="on")
+    except KeyboardInterrupt:
+        pass
     return 0
