@@ -1,8 +1,7 @@
 """A real browser for tests: Debian's headless Chromium driven by selenium, or a skip with the reason.
 
-Use the `browser` fixture (import it into a test module: `from tests.browser import browser`); it
-gives a selenium WebDriver with Chrome's performance log switched on, so a test can list every
-request the page made (`request_urls(driver)`).
+The `browser` fixture (registered in tests/conftest.py) gives a selenium WebDriver with Chrome's
+performance log switched on, so a test can list every request the page made (`request_urls(driver)`).
 """
 
 from __future__ import annotations
@@ -58,6 +57,9 @@ def browser() -> Iterator:
     """A fresh headless Chromium for one test, closed afterwards."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         driver = start_chromium(profile)
+        # Chromium's own start page is not the test's: begin with an empty log.
+        driver.get("about:blank")
+        request_urls(driver)
         try:
             yield driver
         finally:

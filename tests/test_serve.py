@@ -182,8 +182,8 @@ def test_facets_by_source_lang_country_and_by_visa(ui):
 def test_dashboard_charts_use_the_committed_specs_and_get_their_fields(ui):
     metadata, _ = load_datasette_config()
     charts = metadata["plugins"]["datasette-dashboards"]["policy"]["charts"]
-    assert charts["figure-timeline"]["display"] == chart_spec("figure_timeline.vl.json")
-    assert charts["visas-per-week"]["display"] == chart_spec("mentions_per_week.vl.json")
+    assert chart_spec("figure_timeline.vl.json").items() <= charts["figure-timeline"]["display"].items()
+    assert chart_spec("mentions_per_week.vl.json").items() <= charts["visas-per-week"]["display"].items()
     page = get(f"{ui}/-/dashboards/policy")
     assert page.status_code == 200 and "Figures over the years" in page.text
     params = {"country": "", "visa": "JP:HSP", "sector": "", "date_start": "", "date_end": ""}

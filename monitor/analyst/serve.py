@@ -25,7 +25,7 @@ CONFIG_FILE = "datasette.yaml"
 
 def load_datasette_config() -> tuple[dict[str, Any], dict[str, Any]]:
     """(metadata, settings) for Datasette from `datasette.yaml`, with each dashboard chart's
-    `display_spec` file from charts/ loaded into its `display`."""
+    `display_spec` file from charts/ loaded into its `display` (plus its `display_options`)."""
     package = resources.files("monitor.analyst")
     metadata = yaml.safe_load(package.joinpath(CONFIG_FILE).read_text(encoding="utf-8"))
     settings = metadata.pop("settings", {})
@@ -34,7 +34,7 @@ def load_datasette_config() -> tuple[dict[str, Any], dict[str, Any]]:
         for chart in dashboard.get("charts", {}).values():
             spec_file = chart.pop("display_spec", None)
             if spec_file:
-                chart["display"] = chart_spec(spec_file)
+                chart["display"] = {**chart_spec(spec_file), **chart.pop("display_options", {})}
     return metadata, settings
 
 
