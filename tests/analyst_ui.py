@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+
+from monitor.analyst.serve import serving_in_thread as serving  # noqa: F401  (re-exported for tests)
 
 
 def free_port() -> int:
@@ -28,31 +27,6 @@ def crawl_demo_database(directory: Path) -> Path:
     db_path = directory / "demo.db"
     assert run_demo(db_path, directory / "outbox", out=io.StringIO()) == 0
     return db_path
-
-
-@contextmanager
-def serving(db_path: Path) -> Iterator[str]:
-    """Serve `db_path` as `monitor serve` does, on a free loopback port; yield the base URL."""
-    import uvicorn
-
-    from monitor.analyst.serve import build_datasette
-
-    port = free_port()
-    config = uvicorn.Config(build_datasette(db_path).app(), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the UI did not start")
-        time.sleep(0.05)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="session")

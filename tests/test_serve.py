@@ -185,8 +185,8 @@ def test_dashboard_charts_use_the_committed_specs_and_get_their_fields(ui):
     assert chart_spec("figure_timeline.vl.json").items() <= charts["figure-timeline"]["display"].items()
     assert chart_spec("mentions_per_week.vl.json").items() <= charts["visas-per-week"]["display"].items()
     page = get(f"{ui}/-/dashboards/policy")
-    assert page.status_code == 200 and "Figures over the years" in page.text
-    params = {"country": "", "visa": "JP:HSP", "sector": "", "date_start": "", "date_end": ""}
+    assert page.status_code == 200 and "figures over the years" in page.text
+    params = {"country": "", "visa": "", "figure_visa": "JP:HSP", "sector": "", "date_start": "", "date_end": ""}
     for slug, fields in [("figure-timeline", {"year", "value", "unit", "sources"}),
                          ("visas-per-week", {"week", "label", "articles"}),
                          ("sectors-per-week", {"week", "label", "articles"})]:

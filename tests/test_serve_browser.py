@@ -54,10 +54,10 @@ def test_japans_hsp_timeline_shows_2012_to_2023(browser, ui):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    wait_for(browser, "document.querySelector('select#visa')")
-    Select(browser.find_element(By.ID, "visa")).select_by_value("JP:HSP")
+    wait_for(browser, "document.querySelector('select#figure_visa')")
+    Select(browser.find_element(By.ID, "figure_visa")).select_by_value("JP:HSP")
     browser.find_element(By.CSS_SELECTOR, ".dashboard-filters input[type=submit]").click()
-    wait_for(browser, "location.search.includes('visa=JP%3AHSP')")
+    wait_for(browser, "location.search.includes('figure_visa=JP%3AHSP')")
     marks = chart_marks(browser, "figure-timeline")
     assert {"2012", "2023"} <= set(marks["labels"])
     assert marks["points"] >= 2

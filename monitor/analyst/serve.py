@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -161,3 +165,28 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, err: TextIO 
     except KeyboardInterrupt:
         pass
     return 0
+
+
+@contextmanager
+def serving_in_thread(db_path: Path, startup_timeout: float = 30) -> Iterator[str]:
+    """Serve `db_path` as `monitor serve` does, in a background thread on a free loopback port; yield
+    its base URL (for tests and benchmarks)."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(build_datasette(db_path).app(), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the web UI did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
