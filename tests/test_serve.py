@@ -276,15 +276,16 @@ def test_serve_without_a_database_is_a_one_line_error(tmp_path):
     assert result.stderr.startswith("monitor: ") and result.stderr.count("\n") == 1
 
 
-def test_serve_on_all_interfaces_warns_and_stops_on_sigterm(demo_db, tmp_path):
+@pytest.mark.parametrize(("host", "stop"), [("0.0.0.0", signal.SIGTERM), ("127.0.0.1", signal.SIGINT)])
+def test_serve_warns_on_all_interfaces_and_stops_cleanly_on_a_signal(demo_db, tmp_path, host, stop):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "monitor", "--db", str(demo_db), "serve",
-                                "--host", "0.0.0.0", "--port", str(port)],
+                                "--host", host, "--port", str(port)],
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        warning = process.stderr.readline()
-        assert "no authentication" in warning
+        first_line = process.stderr.readline()
+        assert ("no authentication" in first_line) == (host == "0.0.0.0")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -294,7 +295,7 @@ def test_serve_on_all_interfaces_warns_and_stops_on_sigterm(demo_db, tmp_path):
                 pass
             assert time.monotonic() < deadline, "monitor serve did not answer"
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         assert process.wait(timeout=20) == 0
         assert "Traceback" not in process.stderr.read()
     finally:
