@@ -129,7 +129,8 @@ def main() -> None:
                     **no_filters, "figure_visa": "JP:HSP"}))
     checks += [
         ("articles table with facets (HTML)", "/monitor/articles", {}),
-        ("articles ?_search=quota (HTML)", "/monitor/articles", {"_search": "quota"}),
+        ("articles ?_search=quota (99% match) (HTML)", "/monitor/articles", {"_search": "quota"}),
+        ("articles ?_search=4242 (1 match) (HTML)", "/monitor/articles", {"_search": "4242"}),
         ("articles_cjk ?_search=高度専門職 (.json)", "/monitor/articles_cjk.json", {"_search": "高度専門職"}),
         ("tagged_articles facets visa/sector (HTML)", "/monitor/tagged_articles", {}),
         ("search q=salary visa=KR:* (.json)", "/monitor/search.json",

@@ -223,12 +223,12 @@ MIGRATIONS: list[str] = [
         SELECT id, title, link, url, source, country, lang, published_at, fetched_at, summary, text
         FROM articles;
     CREATE VIEW tagged_articles AS
-        SELECT DISTINCT a.id AS article_id, a.title, coalesce(a.link, a.url) AS link, a.source, a.country,
+        SELECT m.article_id, a.title, coalesce(a.link, a.url) AS link, a.source, a.country,
             a.lang, a.published_at, a.fetched_at, m.kind,
             CASE WHEN m.kind = 'visa' THEN m.label END AS visa,
             CASE WHEN m.kind = 'sector' THEN m.label END AS sector
-        FROM mentions m JOIN articles a ON a.id = m.article_id
-        WHERE m.kind IN ('visa', 'sector');
+        FROM (SELECT DISTINCT article_id, kind, label FROM mentions WHERE kind IN ('visa', 'sector')) m
+        JOIN articles a ON a.id = m.article_id;
     """,
 ]
 
