@@ -276,6 +276,19 @@ def test_serve_without_a_database_is_a_one_line_error(tmp_path):
     assert result.stderr.startswith("monitor: ") and result.stderr.count("\n") == 1
 
 
+def test_serve_on_a_port_in_use_is_a_one_line_error(demo_db, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "monitor", "--db", str(demo_db), "serve", "--port", str(port)],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"monitor: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 @pytest.mark.parametrize(("host", "stop"), [("0.0.0.0", signal.SIGTERM), ("127.0.0.1", signal.SIGINT)])
 def test_serve_warns_on_all_interfaces_and_stops_cleanly_on_a_signal(demo_db, tmp_path, host, stop):
     port = free_port()

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from datasette import hookimpl
+from datasette.app import Datasette
+from datasette.database import Database
+from datasette.plugins import pm
 
+from monitor.config import ConfigError
 from storage import StorageError, open_readonly
 from storage.queries import QueryError, fts_match_clause
 
@@ -104,26 +109,19 @@ def register_sql_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("monitor_substring_match", 3, substring_match, deterministic=True)
 
 
-class _Plugin:
-    """Datasette plugin hooks for the served database."""
+class _SqlFunctionsPlugin:
+    """Datasette plugin: the SQL functions of the `search` canned query, on every connection."""
 
     @staticmethod
+    @hookimpl
     def prepare_connection(conn: sqlite3.Connection) -> None:
         register_sql_functions(conn)
 
 
-def build_datasette(db_path: Path):
+def build_datasette(db_path: Path) -> Datasette:
     """A Datasette instance serving `db_path` read-only as `monitor`, configured by datasette.yaml."""
-    from datasette import hookimpl
-    from datasette.app import Datasette
-    from datasette.database import Database
-    from datasette.plugins import pm
-
-    if pm.get_plugin("policy-monitor") is None:
-        plugin = type("PolicyMonitorPlugin", (), {
-            "prepare_connection": staticmethod(hookimpl(_Plugin.prepare_connection)),
-        })
-        pm.register(plugin, name="policy-monitor")
+    if not pm.is_registered(_SqlFunctionsPlugin):
+        pm.register(_SqlFunctionsPlugin, name="policy-monitor")
     metadata, settings = load_datasette_config()
     datasette = Datasette(metadata=metadata, settings=settings)
     # is_mutable: Datasette opens the file with SQLite's mode=ro (not immutable=1), so it sees
@@ -151,6 +149,7 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, err: TextIO 
 
     err = err or sys.stderr
     check_database(db_path)
+    _check_address(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"monitor: warning: the web UI has no authentication; anyone who can reach {host}:{port} "
               "can read the whole database", file=err)
@@ -165,6 +164,17 @@ def serve(db_path: Path, host: str = "127.0.0.1", port: int = 8001, err: TextIO 
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise ConfigError (one line) if nothing can listen on host:port (in use, not an address here)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @contextmanager
