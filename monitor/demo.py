@@ -82,3 +82,4 @@ def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
     print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
     print(f"  .venv/bin/monitor --db {db_path} sql \"SELECT visa, year, value, unit, text FROM figures"
           " WHERE visa IS NOT NULL ORDER BY visa, year\"", file=out)
+    print(f"  .venv/bin/monitor --db {db_path} serve    # web UI and dashboard on http://127.0.0.1:8001/", file=out)

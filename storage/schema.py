@@ -214,6 +214,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rule, article_id, recipient)
     );
     """,
+    # 8 (issue 8, the web UI): views Datasette shows, since it opens the database read-only and cannot
+    # create them itself. `articles_cjk` is `articles` again, so that the UI can search it through the
+    # trigram index (Japanese, Korean); `tagged_articles` has one row per article and visa or sector
+    # it mentions, so that the UI can facet articles by visa and by sector.
+    """
+    CREATE VIEW articles_cjk AS
+        SELECT id, title, link, url, source, country, lang, published_at, fetched_at, summary, text
+        FROM articles;
+    CREATE VIEW tagged_articles AS
+        SELECT m.article_id, a.title, coalesce(a.link, a.url) AS link, a.source, a.country,
+            a.lang, a.published_at, a.fetched_at, m.kind,
+            CASE WHEN m.kind = 'visa' THEN m.label END AS visa,
+            CASE WHEN m.kind = 'sector' THEN m.label END AS sector
+        FROM (SELECT DISTINCT article_id, kind, label FROM mentions WHERE kind IN ('visa', 'sector')) m
+        JOIN articles a ON a.id = m.article_id;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.analyst_ui import demo_db, ui  # noqa: F401  (fixtures: the web UI over a crawled demo database)
+from tests.browser import browser  # noqa: F401  (fixture: headless Chromium, or a skip saying why)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
