@@ -23,7 +23,7 @@ TEMPLATES_DIR = Path(__file__).with_name("templates")
 CHART_WIDTH = 640
 """Pixels the SVG charts are drawn at; CSS scales them down to a phone's width."""
 TOP_LABELS = 8
-TIMELINE_VISAS = 3
+TIMELINE_VISAS = 5
 ARTICLES_PER_COUNTRY = 5
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from monitor.commands import db_path, load
-from monitor.config import ConfigError
+from monitor.config import ConfigError, find_config_path
 from monitor.output import FORMATS, write_rows
 from storage import open_readonly
 
@@ -41,7 +41,7 @@ def handle_figures(args: argparse.Namespace) -> int:
     from pipelines.tagging import Tagger
     from storage.analyst import figure_rows
 
-    tagger = Tagger.load(load(args).taxonomy_files)
+    tagger = Tagger.load(_taxonomy_files(args))
     problem = visa_id_problem(args.visa, tagger)
     if problem:
         raise ConfigError(f"--visa: {problem}")
@@ -66,16 +66,27 @@ def handle_report(args: argparse.Namespace) -> int:
     from monitor.analyst.report import write_report
 
     since = args.since or (datetime.now(UTC).date() - timedelta(days=REPORT_DAYS)).isoformat()
-    config = load(args)
-    conn = open_readonly(Path(args.db) if args.db else config.db_path)
+    conn = open_readonly(db_path(args))
     try:
-        summary = write_report(conn, since, args.out, taxonomy_files=config.taxonomy_files)
+        summary = write_report(conn, since, args.out, taxonomy_files=_taxonomy_files(args))
+        newest = conn.execute("SELECT max(substr(coalesce(published_at, fetched_at), 1, 10)) FROM articles"
+                              ).fetchone()[0]
     except OSError as exc:
         raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     finally:
         conn.close()
     print(f"wrote {args.out}: {summary}", file=sys.stderr)
+    if newest and newest < since:
+        print(f"monitor: no article is dated since {since}; the newest is dated {newest} (see --since)",
+              file=sys.stderr)
     return 0
+
+
+def _taxonomy_files(args: argparse.Namespace) -> tuple[Path, ...]:
+    """The config's extra taxonomy files; with --db and no config file at all, the bundled taxonomy alone."""
+    if args.db and not find_config_path(args.config).exists():
+        return ()
+    return tuple(load(args).taxonomy_files)
 
 
 def _iso_date(text: str) -> str:
