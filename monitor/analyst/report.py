@@ -24,6 +24,8 @@ CHART_WIDTH = 640
 """Pixels the SVG charts are drawn at; CSS scales them down to a phone's width."""
 TOP_LABELS = 8
 TIMELINE_VISAS = 5
+TIMELINE_ROWS = 40
+"""Facts per figure timeline at most (those stated by most articles); `monitor figures` lists all."""
 ARTICLES_PER_COUNTRY = 5
 
 
@@ -78,13 +80,16 @@ def gather_report(conn: sqlite3.Connection, since: str, tagger: Tagger | None = 
         chart = render_svg(chart_with_data("mentions_per_week", weekly, width=CHART_WIDTH)) if weekly else ""
         report.sections.append(Section(title=title, rows=rows, chart=chart))
     for visa, _ in queries.visas_with_most_figures(conn, since, TIMELINE_VISAS):
-        timeline = build_timeline(queries.figure_rows(conn, [visa]))
+        full = build_timeline(queries.figure_rows(conn, [visa]))
+        # A visa in the news for years can have hundreds of facts: keep those stated by most articles.
+        kept = {id(r) for r in sorted(full, key=lambda r: len(r.article_ids), reverse=True)[:TIMELINE_ROWS]}
+        timeline = [r for r in full if id(r) in kept]
         # One axis cannot carry counts and percentages: the chart shows the visa's most used unit.
         units = [r.key["unit"] for r in timeline]
         main_unit = max(units, key=units.count)
         values = [v for v in timeline_chart_values(timeline) if v["unit"] == main_unit]
         report.timelines.append({
-            "visa": visa, "name": tagger.visa_name(visa) or "", "unit": main_unit,
+            "visa": visa, "name": tagger.visa_name(visa) or "", "unit": main_unit, "more": len(full) - len(timeline),
             "chart": render_svg(chart_with_data("figure_timeline", values, width=CHART_WIDTH)),
             "rows": [{"year": r.key["year"], "figure": format_figure({"value": r.value, "unit": r.key["unit"]}),
                       "sources": ", ".join(r.sources), "sentence": r.sentence,
