@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.analyst import report as report_module
 from monitor.analyst.figures import GROUP_KEY, build_timeline, load_chart
 from monitor.cli import main
 from monitor.crawl import run_crawl
@@ -19,7 +20,9 @@ from monitor.demo import demo_config
 from monitor.demo_server import serve_demo_site
 from pipelines.tagging import Tagger
 from storage import open_db
-from storage.writes import content_hash, store_article
+from storage.alerts import record_sent
+from storage.db import utc_now
+from storage.writes import content_hash, record_source_failure, store_article
 
 DEMO_SINCE = "2024-01-01"
 
@@ -231,3 +234,25 @@ def test_report_defaults_to_the_last_30_days_and_says_when_that_is_empty(demo_db
     if 'id="count-articles"><strong>0<' in page:  # the demo's articles are dated 2024-2025
         assert "No articles in this period." in page
         assert "no article is dated since" in err
+
+
+def test_report_lists_alerts_sent_and_failing_sources(demo_db, tmp_path, capsys):
+    db_path = tmp_path / "busy.db"
+    shutil.copy(demo_db, db_path)
+    db = open_db(db_path)
+    ids = [row[0] for row in db.execute("SELECT id FROM articles ORDER BY id LIMIT 3")]
+    record_sent(db, "hsp-watch", ids)
+    record_source_failure(db, "demo-moj-press", "HTTP 503 <Service Unavailable>", utc_now())
+    db.close()
+    page = _report(capsys, db_path, tmp_path / "report.html")
+    alerts = page[page.index("<h2>Alerts sent</h2>"):page.index("<h2>Sources failing</h2>")]
+    assert "<td>hsp-watch</td><td class=\"num\">3</td>" in alerts
+    failing = page[page.index("<h2>Sources failing</h2>"):]
+    assert "demo-moj-press" in failing and "HTTP 503 &lt;Service Unavailable&gt;" in failing
+
+
+def test_report_keeps_the_facts_most_articles_state_and_points_to_the_rest(demo_db, tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setattr(report_module, "TIMELINE_ROWS", 2)
+    page = _report(capsys, demo_db, tmp_path / "report.html")
+    assert "more facts stated by fewer articles: <code>monitor figures --visa CA:EXPRESS-ENTRY</code>" in page
