@@ -58,6 +58,7 @@ def test_figures_shows_japans_hsp_recognitions_from_2012_to_2023(demo_db, capsys
     hsp_2023 = next(r for r in rows if r["year"] == 2023 and r["value"] == 46946)
     assert hsp_2023["sources"] == ["demo-isa-press"]
     assert "46,946" in hsp_2023["sentence"]
+    assert len(hsp_2023["links"]) == len(hsp_2023["articles"]) == 1 and "/ja/press/" in hsp_2023["links"][0]
 
 
 def test_figures_table_reads_like_a_timeline(demo_db, capsys):

@@ -23,7 +23,8 @@ GROUP_KEY = ("visa", "unit", "year")
 SAME_VALUE = 0.005
 """Two values within 0.5% of each other (relative to the larger) are the same figure."""
 
-TIMELINE_COLUMNS = ("year", "value", "unit", "visa", "articles", "sources", "sentence")
+TIMELINE_COLUMNS = ("year", "value", "unit", "visa", "articles", "sources", "sentence", "links")
+"""What `monitor figures` prints; the table leaves out `links` (the article URLs) to stay readable."""
 
 
 @dataclass
@@ -37,17 +38,6 @@ class TimelineRow:
     links: list[str] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
     sentence: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as plain data: the grouping key, value, articles (id, title, link), sources, sentence."""
-        return {
-            **self.key,
-            "value": self.value,
-            "articles": [{"id": a, "title": t, "link": link}
-                         for a, t, link in zip(self.article_ids, self.titles, self.links, strict=True)],
-            "sources": self.sources,
-            "sentence": self.sentence,
-        }
 
 
 def _same_value(a: float, b: float) -> bool:
@@ -97,16 +87,20 @@ def timeline_table(timeline: list[TimelineRow], fmt: str) -> tuple[tuple[str, ..
     for row in timeline:
         articles: Any = row.article_ids
         sources: Any = row.sources
+        links: Any = row.links
         value: Any = row.value
         sentence = row.sentence
         if fmt != "json":
             articles = ", ".join(f"#{a}" for a in row.article_ids)
             sources = ", ".join(row.sources)
+            links = " ".join(row.links)
         if fmt == "table":
             value = format_figure({"value": row.value, "unit": ""}).strip()
             sentence = sentence if len(sentence) <= 120 else sentence[:119] + "…"
         rows.append((row.key.get("year"), value, row.key.get("unit"), row.key.get("visa"), articles, sources,
-                     sentence))
+                     sentence, links))
+    if fmt == "table":
+        return TIMELINE_COLUMNS[:-1], [r[:-1] for r in rows]
     return TIMELINE_COLUMNS, rows
 
 
