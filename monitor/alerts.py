@@ -143,12 +143,30 @@ def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], fil
 
 
 def _check_visa(where: str, key: str, visa: str, tagger: TaggerIds, countries: set[str]) -> None:
+    problem = visa_id_problem(visa, tagger, countries)
+    if problem:
+        raise ConfigError(f"{where} {key}: {problem}")
+
+
+def visa_id_problem(visa: str, tagger: TaggerIds, countries: set[str] | None = None) -> str | None:
+    """Why `visa` (an id such as KR:E-7, or KR:* for a country) names no known visa, with a suggestion; else None."""
+    if countries is None:
+        countries = visa_countries(tagger)
     if visa.endswith(":*"):
         if visa[:-2] not in countries:
-            raise ConfigError(f"{where} {key}: no visa of country {visa[:-2]!r} is known for {visa!r}"
-                              f" (countries: {', '.join(sorted(countries)) or 'none'})")
+            return (f"no visa of country {visa[:-2]!r} is known for {visa!r}"
+                    f" (countries: {', '.join(sorted(countries)) or 'none'})")
     elif visa not in tagger.visa_ids:
-        raise ConfigError(f"{where} {key}: unknown visa id {visa!r}{_suggest(visa, tagger.visa_ids)}")
+        return f"unknown visa id {visa!r}{_suggest(visa, tagger.visa_ids)}"
+    return None
+
+
+def expand_visa(visa: str, tagger: TaggerIds) -> list[str]:
+    """The visa ids `visa` names: itself, or for `KR:*` every visa of that country (as search and rules read it)."""
+    if not visa.endswith(":*"):
+        return [visa]
+    country = visa[:-2]
+    return sorted(v for v in tagger.visa_ids if (tagger.visa_country(v) or v.partition(":")[0]) == country)
 
 
 def _suggest(value: str, known: set[str]) -> str:
