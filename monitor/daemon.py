@@ -37,6 +37,7 @@ from pipelines.fetch import HostMemory
 from pipelines.urls import url_host
 from storage import open_db
 from storage.db import to_utc_iso, utc_now
+from storage.maintenance import checkpoint, prune_texts
 from storage.writes import update_source_health
 
 log = logging.getLogger("monitor.daemon")
@@ -47,6 +48,12 @@ RETRY_INTERVAL = 30.0
 """Seconds between sweeps that retry failed deliveries and send digests that are due."""
 SHUTDOWN_GRACE = 8.0
 """Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
+MAINTENANCE_INTERVAL = 300.0
+"""Seconds between WAL checkpoints: the web UI reads all the time, and without them the WAL only grows."""
+WAL_WARNING_BYTES = 64_000_000
+"""A WAL this large after a checkpoint that could not truncate it is logged."""
+PRUNE_INTERVAL = 86400.0
+"""Seconds between prunes of old article text when `[storage] keep_days` is set (first one at start-up)."""
 CRON_JITTER_CAP = 300.0
 """Most seconds a cron-scheduled crawl is delayed: whoever wrote a time of day meant roughly that time."""
 
@@ -146,6 +153,7 @@ class Daemon:
         *,
         stop: threading.Event | None = None,
         retry_interval: float = RETRY_INTERVAL,
+        maintenance_interval: float = MAINTENANCE_INTERVAL,
         mailer: Mailer | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -154,6 +162,8 @@ class Daemon:
         self.rules = rules
         self.stop = stop or threading.Event()
         self.retry_interval = retry_interval
+        self.maintenance_interval = maintenance_interval
+        self._last_prune: float | None = None
         self.sender = AlertSender(config, rules, mailer=mailer, now=now)
         self.sources = [s for s in config.sources if s.enabled]
         self.host_memory = HostMemory()
@@ -202,6 +212,10 @@ class Daemon:
         scheduler.add_job(self._guarded(self.deliver), IntervalTrigger(seconds=self.retry_interval),
                           id="alerts:sweep", name="alert sweep", misfire_grace_time=int(self.retry_interval),
                           next_run_time=now)
+        scheduler.add_job(self._guarded(self.maintain), IntervalTrigger(seconds=self.maintenance_interval),
+                          id="db:maintenance", name="database maintenance",
+                          misfire_grace_time=int(self.maintenance_interval),
+                          next_run_time=now + timedelta(seconds=min(60.0, self.maintenance_interval)))
         self.scheduler = scheduler
         scheduler.start()
         log.info("daemon started: %d sources, %d alert rules, database %s, mail to %s", len(self.sources),
@@ -279,6 +293,24 @@ class Daemon:
                         len(report.pending), self.retry_interval,
                         extra={"fields": {"event": "alerts", "sent": len(report.sent),
                                           "pending": len(report.pending)}})
+
+    def maintain(self) -> None:
+        """Prune old article text once a day (with `[storage] keep_days`) and checkpoint the WAL."""
+        db = open_db(self.config.db_path)
+        try:
+            due = self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_INTERVAL
+            if self.config.keep_days and due:
+                pruned = prune_texts(db, self.config.keep_days)
+                self._last_prune = time.monotonic()
+                log.info("prune: text of %d articles older than %g days removed (rows and tags kept)", pruned,
+                         self.config.keep_days, extra={"fields": {"event": "prune", "articles": pruned}})
+            result = checkpoint(db.conn, self.config.db_path)
+        finally:
+            db.close()
+        if result.busy and result.wal_bytes > WAL_WARNING_BYTES:
+            log.warning("WAL of %s is %.0f MB and readers keep it from being reset; it is reused, not grown,"
+                        " while checkpoints go through", self.config.db_path, result.wal_bytes / 1e6,
+                        extra={"fields": {"event": "checkpoint", "wal_bytes": result.wal_bytes}})
 
     def _backing_off(self, db: Any, source: SourceConfig) -> bool:
         row = db.execute("SELECT next_due_at, backoff_seconds FROM sources WHERE name = ?", [source.name]).fetchone()

@@ -214,6 +214,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rule, article_id, recipient)
     );
     """,
+    # 8 (issue 12, retention): when `[storage] keep_days` pruning emptied an
+    # article's text; the row, its tags and figures stay.
+    """
+    ALTER TABLE articles ADD COLUMN text_pruned_at TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
