@@ -36,7 +36,7 @@ from monitor.mail import Mailer
 from pipelines.fetch import HostMemory
 from pipelines.urls import url_host
 from storage import open_db
-from storage.db import to_utc_iso, utc_now
+from storage.db import disk_full, to_utc_iso, utc_now
 from storage.maintenance import checkpoint, prune_texts
 from storage.writes import update_source_health
 
@@ -164,6 +164,8 @@ class Daemon:
         self.retry_interval = retry_interval
         self.maintenance_interval = maintenance_interval
         self._last_prune: float | None = None
+        self.disk_full_since: str | None = None
+        """When a write first met a full disk; None while writes go through."""
         self.sender = AlertSender(config, rules, mailer=mailer, now=now)
         self.sources = [s for s in config.sources if s.enabled]
         self.host_memory = HostMemory()
@@ -266,7 +268,31 @@ class Daemon:
     # -- jobs
 
     def crawl_source(self, source: SourceConfig) -> SourceOutcome | None:
-        """One cycle of one source (unless it is backing off), then immediate alerts if it stored anything."""
+        """One cycle of one source (unless it is backing off), then immediate alerts if it stored anything.
+
+        On a full disk the cycle stops writing and logs one line (once, not every cycle); the next
+        cycle tries again, so writing resumes by itself when space is freed.
+        """
+        try:
+            outcome = self._crawl_once(source)
+        except Exception as exc:
+            full = disk_full(exc, self.config.db_path)
+            if full is None:
+                raise
+            self._disk_is_full(full)
+            return None
+        if self.disk_full_since is not None:
+            log.info("disk space is back: writing to %s again (full since %s)", self.config.db_path,
+                     self.disk_full_since, extra={"fields": {"event": "disk_full_over"}})
+            self.disk_full_since = None
+        return outcome
+
+    def _disk_is_full(self, error: Exception) -> None:
+        if self.disk_full_since is None:
+            self.disk_full_since = utc_now()
+            log.error("%s", error, extra={"fields": {"event": "disk_full", "db": str(self.config.db_path)}})
+
+    def _crawl_once(self, source: SourceConfig) -> SourceOutcome | None:
         host_lock = self._host_locks.setdefault(url_host(source.url), threading.Lock())
         with host_lock:
             if self.stop.is_set():
@@ -286,7 +312,12 @@ class Daemon:
         return outcome
 
     def deliver(self, *, immediate: bool = True, digests: bool = True) -> None:
-        """Deliver pending alerts; failures stay pending for the next sweep."""
+        """Deliver pending alerts; failures stay pending for the next sweep.
+
+        Not while the disk is full: an alert sent but not recorded would be sent again.
+        """
+        if self.disk_full_since is not None:
+            return
         report = self.sender.deliver(immediate=immediate, digests=digests, stop=self.stop)
         if report.errors:
             log.warning("alerts: %d sent, %d pending after failures (retry within %.0fs)", len(report.sent),
@@ -296,6 +327,15 @@ class Daemon:
 
     def maintain(self) -> None:
         """Prune old article text once a day (with `[storage] keep_days`) and checkpoint the WAL."""
+        try:
+            self._maintain()
+        except Exception as exc:
+            full = disk_full(exc, self.config.db_path)
+            if full is None:
+                raise
+            self._disk_is_full(full)
+
+    def _maintain(self) -> None:
         db = open_db(self.config.db_path)
         try:
             due = self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_INTERVAL

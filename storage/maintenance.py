@@ -109,7 +109,9 @@ def check_database(db_path: str | Path) -> CheckReport:
         report.problems.append(f"{path} does not exist")
         return report
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        # Read-write (the file must exist): FTS5 runs 'integrity-check' as an INSERT, refused on mode=ro.
+        # It changes nothing, and it runs inside a transaction rolled back at the end.
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None)
     except sqlite3.Error as exc:
         report.problems.append(f"cannot open {path}: {exc}")
         return report
@@ -149,6 +151,14 @@ def fts_problems(conn: sqlite3.Connection) -> list[str]:
     comparison would report every other row: its own structure is checked (rank 0) and the set of
     rows it holds is compared with the rows the triggers put there.
     """
+    conn.execute("BEGIN")
+    try:
+        return _fts_problems(conn)
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def _fts_problems(conn: sqlite3.Connection) -> list[str]:
     problems = []
     try:
         conn.execute("INSERT INTO articles_fts(articles_fts, rank) VALUES ('integrity-check', 1)")

@@ -21,6 +21,6 @@ def db_path(args: argparse.Namespace) -> Path:
 
 def modules() -> list[ModuleType]:
     """The command modules, imported when the parser is built (so `monitor.commands` stays light)."""
-    from monitor.commands import alerts, crawl, demo, query, run, sources, tag
+    from monitor.commands import alerts, crawl, demo, maintenance, query, run, sources, tag
 
-    return [crawl, query, tag, sources, run, alerts, demo]
+    return [crawl, query, tag, sources, run, alerts, demo, maintenance]
