@@ -274,6 +274,9 @@ class Daemon:
         cycle tries again, so writing resumes by itself when space is freed.
         """
         try:
+            if self.disk_full_since is not None:
+                # Folding the WAL back (and truncating it) is the first space a full disk gives back.
+                self._maintain(prune=False)
             outcome = self._crawl_once(source)
         except Exception as exc:
             full = disk_full(exc, self.config.db_path)
@@ -285,6 +288,8 @@ class Daemon:
             log.info("disk space is back: writing to %s again (full since %s)", self.config.db_path,
                      self.disk_full_since, extra={"fields": {"event": "disk_full_over"}})
             self.disk_full_since = None
+            if not self.stop.is_set():
+                self.deliver(digests=False)  # what was held while the disk was full
         return outcome
 
     def _disk_is_full(self, error: Exception) -> None:
@@ -335,11 +340,11 @@ class Daemon:
                 raise
             self._disk_is_full(full)
 
-    def _maintain(self) -> None:
+    def _maintain(self, prune: bool = True) -> None:
         db = open_db(self.config.db_path)
         try:
             due = self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_INTERVAL
-            if self.config.keep_days and due:
+            if self.config.keep_days and due and prune:
                 pruned = prune_texts(db, self.config.keep_days)
                 self._last_prune = time.monotonic()
                 log.info("prune: text of %d articles older than %g days removed (rows and tags kept)", pruned,
