@@ -81,7 +81,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StorageError(f"cannot use database {path}: {exc}") from None
+        raise disk_full(exc, path) or StorageError(f"cannot use database {path}: {exc}") from None
     return db
 
 

@@ -26,7 +26,7 @@ from monitor.daemon import Daemon
 from monitor.lock import acquire_lock
 from pipelines.tagging import Tagger
 from storage import open_db
-from storage.maintenance import backup_target, check_database, prune_candidates, wal_size
+from storage.maintenance import backup_target, check_database, checkpoint, prune_candidates, wal_size
 from storage.schema import SCHEMA_VERSION
 from tests.hostile_server import HostileServer, Static
 from tests.test_alerts_fixtures import maildir_messages
@@ -324,6 +324,23 @@ def test_the_daemon_maintenance_job_prunes_once_a_day_and_truncates_the_wal(db_c
     conn.close()
     daemon.maintain()
     assert len(prune_candidates(sqlite3.connect(db_copy), 95)) == 1
+
+
+def test_a_checkpoint_truncates_the_wal_and_gives_up_quickly_behind_a_reader(db_copy):
+    db = open_db(db_copy)
+    db.execute("UPDATE sources SET last_error = 'x'")
+    reader = sqlite3.connect(db_copy)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM articles").fetchone()  # a snapshot the WAL must keep
+    db.execute("UPDATE sources SET last_error = 'y'")
+    started = time.monotonic()
+    result = checkpoint(db.conn, db_copy, busy_ms=300)
+    assert result.busy and result.wal_bytes > 0 and time.monotonic() - started < 5
+    reader.execute("COMMIT")
+    reader.close()
+    result = checkpoint(db.conn, db_copy)
+    db.close()
+    assert not result.busy and result.mode == "TRUNCATE" and wal_size(db_copy) == 0
 
 
 # ---------------------------------------------------------------- a full disk

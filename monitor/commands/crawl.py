@@ -30,7 +30,11 @@ def handle(args: argparse.Namespace) -> int:
     config = load(args)
     sources = [config.source(name) for name in args.source] if args.source else None
     tagger = Tagger.load(config.taxonomy_files)
-    db = open_db(config.db_path)
+    try:
+        db = open_db(config.db_path)
+    except DiskFull as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return DISK_FULL
     console = Console(stderr=True, soft_wrap=True)
     total = len(sources) if sources is not None else sum(s.enabled for s in config.sources)
     done = 0
