@@ -299,13 +299,19 @@ def restore_database(backup: str | Path, db_path: str | Path) -> Path | None:
     kept = None
     if db_path.exists():
         # Fold the WAL into the current file first, so `.before-restore` is complete on its own.
-        conn = sqlite3.connect(db_path, timeout=30)
         try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
+            conn = sqlite3.connect(db_path, timeout=30)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass  # a damaged file (the usual reason to restore): its WAL is kept beside it below
         kept = db_path.with_name(db_path.name + ".before-restore")
         os.replace(db_path, kept)
+        wal = wal_path(db_path)
+        if wal.exists() and wal.stat().st_size:
+            os.replace(wal, kept.with_name(kept.name + "-wal"))
     for suffix in ("-wal", "-shm"):
         db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
     os.replace(staged, db_path)

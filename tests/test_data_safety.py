@@ -246,6 +246,17 @@ def test_restore_refuses_while_a_daemon_holds_the_lock_then_keeps_the_current_fi
     assert "monitor.db.before-restore" in out
 
 
+def test_restore_over_a_damaged_database_puts_the_backup_in_place(db_copy, tmp_path, capsys):
+    assert run_cli(capsys, "--db", str(db_copy), "backup", "--out", str(tmp_path / "b.db"))[0] == 0
+    with open(db_copy, "r+b") as file:
+        file.seek(db_copy.stat().st_size // 2)
+        file.write(b"\xff" * 16384)
+    assert run_cli(capsys, "--db", str(db_copy), "db", "check")[0] == 1
+    code, _, err = run_cli(capsys, "--db", str(db_copy), "restore", str(tmp_path / "b.db"))
+    assert code == 0, err
+    assert run_cli(capsys, "--db", str(db_copy), "db", "check")[0] == 0
+
+
 def test_restore_refuses_a_damaged_backup_and_leaves_the_database_alone(db_copy, tmp_path, capsys):
     bad = tmp_path / "bad.db"
     shutil.copyfile(db_copy, bad)
