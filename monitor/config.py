@@ -105,6 +105,8 @@ class Config:
     timezone: str = "UTC"
     alerts: list[AlertRule] = field(default_factory=list)
     article_concurrency: int = 8
+    keep_days: float | None = None
+    """[storage] keep_days: article text older than this is pruned (None: kept for ever)."""
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -140,8 +142,9 @@ def config_from_dict(
     reader = _Reader(str(path) if path else "config")
     reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts"})
 
-    storage = reader.table(data, "storage", {"path"})
+    storage = reader.table(data, "storage", {"path", "keep_days"})
     db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
+    keep_days = reader.number(storage, "[storage]", "keep_days", None, minimum=1)
 
     crawl = reader.table(data, "crawl", {
         "user_agent", "timeout", "connect_timeout", "max_bytes", "max_redirects", "per_host_concurrency",
@@ -187,7 +190,7 @@ def config_from_dict(
     _check_unique(reader, "alerts", [a.name for a in alerts])
     return Config(
         path=path, db_path=db_path, fetch=fetch, sources=sources, taxonomy_files=taxonomy_files, email=email,
-        timezone=timezone, alerts=alerts, article_concurrency=article_concurrency,
+        timezone=timezone, alerts=alerts, article_concurrency=article_concurrency, keep_days=keep_days,
     )
 
 

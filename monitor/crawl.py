@@ -34,7 +34,7 @@ from pipelines.tagging import Tagger, TagResult
 from pipelines.urls import canonicalize_url
 from storage import writes
 from storage.alerts import register_rules
-from storage.db import to_utc_iso, utc_now
+from storage.db import DiskFull, disk_full, to_utc_iso, utc_now
 from storage.queries import http_validators
 
 log = logging.getLogger("monitor.crawl")
@@ -121,7 +121,10 @@ def run_crawl(
     """
     chosen = [s for s in config.sources if s.enabled] if sources is None else list(sources)
     # A rule alerts on articles stored after it first appeared, whoever stores them: note new rules now.
-    register_rules(db, [rule.name for rule in config.alerts])
+    try:
+        register_rules(db, [rule.name for rule in config.alerts])
+    except Exception as exc:
+        raise disk_full(exc, config.db_path) or exc from None
     crawler = _Crawler(config, db, tagger, progress, stop or threading.Event(), memory)
     return asyncio.run(crawler.run(chosen))
 
@@ -136,11 +139,26 @@ class _Crawler:
         self.stop = stop
         self.memory = memory
         self.summary = CycleSummary()
+        self.disk_full: DiskFull | None = None
+        """Set at the first write the full disk refused: nothing more is written in this cycle."""
+
+    def _write(self, write: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
+        """Call a `storage.writes` function; on a full disk, stop writing for the rest of the cycle (DiskFull)."""
+        if self.disk_full is not None:
+            raise self.disk_full
+        try:
+            return write(self.db, *args, **kwargs)
+        except Exception as exc:
+            full = disk_full(exc, self.config.db_path)
+            if full is None:
+                raise
+            self.disk_full = full
+            raise full from None
 
     async def run(self, sources: list[SourceConfig]) -> CycleSummary:
         started = time.monotonic()
         for source in sources:
-            writes.upsert_source(self.db, {
+            self._write(writes.upsert_source, {
                 "name": source.name, "kind": source.kind, "url": source.url, "country": source.country,
                 "lang": source.lang, "enabled": int(source.enabled),
             })
@@ -148,6 +166,8 @@ class _Crawler:
         async with Fetcher(self.config.fetch, memory=self.memory) as fetcher:
             self.fetcher = fetcher
             await asyncio.gather(*(self.crawl_source(source) for source in sources))
+        if self.disk_full is not None:
+            raise self.disk_full
         self.summary.elapsed = time.monotonic() - started
         return self.summary
 
@@ -156,10 +176,15 @@ class _Crawler:
         outcome = SourceOutcome(source.name)
         try:
             await self._crawl_source(source, outcome)
+        except DiskFull:
+            return  # no health can be recorded either; run() raises it once every source stopped
         except Exception as exc:  # a bug or a storage failure in one source must not stop the others
             outcome.ok, outcome.error = False, f"{type(exc).__name__}: {exc}"[:300]
         outcome.elapsed = time.monotonic() - started
-        self._record_health(source, outcome)
+        try:
+            self._record_health(source, outcome)
+        except DiskFull:
+            return
         self.summary.outcomes.append(outcome)
         if self.progress:
             try:
@@ -241,7 +266,8 @@ class _Crawler:
                 page = await self.fetcher.fetch(item.url, expect="html")
                 self._record(source.name, page.records)
                 if (page.retry_later or page.transient) and page.error:
-                    waited = writes.note_deferral(self.db, item.url, source.name, f"{page.error}: {page.message}")
+                    waited = self._write(writes.note_deferral, item.url, source.name,
+                                         f"{page.error}: {page.message}")
                     if waited <= MAX_DEFERRALS:
                         return None
             if self.stop.is_set():
@@ -253,7 +279,9 @@ class _Crawler:
                 urls = [item.url, canonicalize_url(item.url)]
                 if page is not None:
                     urls.append(page.final_url)
-                article_id, is_new = writes.store_article(self.db, article, mentions, figures, urls)
+                article_id, is_new = self._write(writes.store_article, article, mentions, figures, urls)
+            except DiskFull:
+                raise
             except Exception as exc:  # one poisoned item must not fail its source cycle after cycle
                 return self._item_failed(source, item, exc)
             if not is_new:
@@ -265,7 +293,7 @@ class _Crawler:
         log.warning("item %s of source %s failed: %s: %s", item.url, source.name, type(exc).__name__, exc)
         error = f"ItemError: {type(exc).__name__}: {exc}"[:200]
         self._record(source.name, [RequestRecord(item.url, None, "ItemError", error, datetime.now(UTC), 0, 0.0)])
-        waited = writes.note_deferral(self.db, item.url, source.name, error)
+        waited = self._write(writes.note_deferral, item.url, source.name, error)
         return None if waited <= MAX_DEFERRALS else (None, 0, 0)
 
     def _build_article(self, source: SourceConfig, item: Item, page: FetchResult | None) -> dict[str, Any]:
@@ -305,13 +333,13 @@ class _Crawler:
         }
 
     def _record(self, source: str, records: list[RequestRecord]) -> None:
-        writes.record_fetches(self.db, source, [
+        self._write(writes.record_fetches, source, [
             {**r.__dict__, "fetched_at": to_utc_iso(r.fetched_at)} for r in records
         ])
 
     def _save_validators(self, url: str, result: FetchResult, body_hash: str, unchanged_200s: int,
                          settings: str) -> None:
-        writes.save_validators(self.db, url, etag=result.etag, last_modified=result.last_modified,
+        self._write(writes.save_validators, url, etag=result.etag, last_modified=result.last_modified,
                                content_hash=body_hash, unchanged_200s=unchanged_200s, settings=settings)
 
     def _record_health(self, source: SourceConfig, outcome: SourceOutcome) -> None:
@@ -321,10 +349,10 @@ class _Crawler:
                                       "broken": 0, "broken_reason": None}
             if outcome.new_articles:
                 fields["last_new_item_at"] = now
-            writes.update_source_health(self.db, source.name, **fields)
+            self._write(writes.update_source_health, source.name, **fields)
             return
         broken = BROKEN_BOARD if NOTHING_MATCHED in outcome.error else None
-        writes.record_source_failure(self.db, source.name, outcome.error, now, broken_reason=broken)
+        self._write(writes.record_source_failure, source.name, outcome.error, now, broken_reason=broken)
 
 
 async def _map_bounded(

@@ -36,7 +36,8 @@ from monitor.mail import Mailer
 from pipelines.fetch import HostMemory
 from pipelines.urls import url_host
 from storage import open_db
-from storage.db import to_utc_iso, utc_now
+from storage.db import disk_full, to_utc_iso, utc_now
+from storage.maintenance import checkpoint, prune_texts
 from storage.writes import update_source_health
 
 log = logging.getLogger("monitor.daemon")
@@ -47,6 +48,12 @@ RETRY_INTERVAL = 30.0
 """Seconds between sweeps that retry failed deliveries and send digests that are due."""
 SHUTDOWN_GRACE = 8.0
 """Seconds running jobs get to finish after SIGTERM, inside the 10 s a service manager allows."""
+MAINTENANCE_INTERVAL = 300.0
+"""Seconds between WAL checkpoints: the web UI reads all the time, and without them the WAL only grows."""
+WAL_WARNING_BYTES = 64_000_000
+"""A WAL this large after a checkpoint that could not truncate it is logged."""
+PRUNE_INTERVAL = 86400.0
+"""Seconds between prunes of old article text when `[storage] keep_days` is set (first one at start-up)."""
 CRON_JITTER_CAP = 300.0
 """Most seconds a cron-scheduled crawl is delayed: whoever wrote a time of day meant roughly that time."""
 
@@ -146,6 +153,7 @@ class Daemon:
         *,
         stop: threading.Event | None = None,
         retry_interval: float = RETRY_INTERVAL,
+        maintenance_interval: float = MAINTENANCE_INTERVAL,
         mailer: Mailer | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -154,6 +162,10 @@ class Daemon:
         self.rules = rules
         self.stop = stop or threading.Event()
         self.retry_interval = retry_interval
+        self.maintenance_interval = maintenance_interval
+        self._last_prune: float | None = None
+        self.disk_full_since: str | None = None
+        """When a write first met a full disk; None while writes go through."""
         self.sender = AlertSender(config, rules, mailer=mailer, now=now)
         self.sources = [s for s in config.sources if s.enabled]
         self.host_memory = HostMemory()
@@ -202,6 +214,10 @@ class Daemon:
         scheduler.add_job(self._guarded(self.deliver), IntervalTrigger(seconds=self.retry_interval),
                           id="alerts:sweep", name="alert sweep", misfire_grace_time=int(self.retry_interval),
                           next_run_time=now)
+        scheduler.add_job(self._guarded(self.maintain), IntervalTrigger(seconds=self.maintenance_interval),
+                          id="db:maintenance", name="database maintenance",
+                          misfire_grace_time=int(self.maintenance_interval),
+                          next_run_time=now + timedelta(seconds=min(60.0, self.maintenance_interval)))
         self.scheduler = scheduler
         scheduler.start()
         log.info("daemon started: %d sources, %d alert rules, database %s, mail to %s", len(self.sources),
@@ -252,7 +268,36 @@ class Daemon:
     # -- jobs
 
     def crawl_source(self, source: SourceConfig) -> SourceOutcome | None:
-        """One cycle of one source (unless it is backing off), then immediate alerts if it stored anything."""
+        """One cycle of one source (unless it is backing off), then immediate alerts if it stored anything.
+
+        On a full disk the cycle stops writing and logs one line (once, not every cycle); the next
+        cycle tries again, so writing resumes by itself when space is freed.
+        """
+        try:
+            if self.disk_full_since is not None:
+                # Folding the WAL back (and truncating it) is the first space a full disk gives back.
+                self._maintain(prune=False)
+            outcome = self._crawl_once(source)
+        except Exception as exc:
+            full = disk_full(exc, self.config.db_path)
+            if full is None:
+                raise
+            self._disk_is_full(full)
+            return None
+        if self.disk_full_since is not None:
+            log.info("disk space is back: writing to %s again (full since %s)", self.config.db_path,
+                     self.disk_full_since, extra={"fields": {"event": "disk_full_over"}})
+            self.disk_full_since = None
+            if not self.stop.is_set():
+                self.deliver(digests=False)  # what was held while the disk was full
+        return outcome
+
+    def _disk_is_full(self, error: Exception) -> None:
+        if self.disk_full_since is None:
+            self.disk_full_since = utc_now()
+            log.error("%s", error, extra={"fields": {"event": "disk_full", "db": str(self.config.db_path)}})
+
+    def _crawl_once(self, source: SourceConfig) -> SourceOutcome | None:
         host_lock = self._host_locks.setdefault(url_host(source.url), threading.Lock())
         with host_lock:
             if self.stop.is_set():
@@ -272,13 +317,45 @@ class Daemon:
         return outcome
 
     def deliver(self, *, immediate: bool = True, digests: bool = True) -> None:
-        """Deliver pending alerts; failures stay pending for the next sweep."""
+        """Deliver pending alerts; failures stay pending for the next sweep.
+
+        Not while the disk is full: an alert sent but not recorded would be sent again.
+        """
+        if self.disk_full_since is not None:
+            return
         report = self.sender.deliver(immediate=immediate, digests=digests, stop=self.stop)
         if report.errors:
             log.warning("alerts: %d sent, %d pending after failures (retry within %.0fs)", len(report.sent),
                         len(report.pending), self.retry_interval,
                         extra={"fields": {"event": "alerts", "sent": len(report.sent),
                                           "pending": len(report.pending)}})
+
+    def maintain(self) -> None:
+        """Prune old article text once a day (with `[storage] keep_days`) and checkpoint the WAL."""
+        try:
+            self._maintain()
+        except Exception as exc:
+            full = disk_full(exc, self.config.db_path)
+            if full is None:
+                raise
+            self._disk_is_full(full)
+
+    def _maintain(self, prune: bool = True) -> None:
+        db = open_db(self.config.db_path)
+        try:
+            due = self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_INTERVAL
+            if self.config.keep_days and due and prune:
+                pruned = prune_texts(db, self.config.keep_days)
+                self._last_prune = time.monotonic()
+                log.info("prune: text of %d articles older than %g days removed (rows and tags kept)", pruned,
+                         self.config.keep_days, extra={"fields": {"event": "prune", "articles": pruned}})
+            result = checkpoint(db.conn, self.config.db_path)
+        finally:
+            db.close()
+        if result.busy and result.wal_bytes > WAL_WARNING_BYTES:
+            log.warning("WAL of %s is %.0f MB and readers keep it from being reset; it is reused, not grown,"
+                        " while checkpoints go through", self.config.db_path, result.wal_bytes / 1e6,
+                        extra={"fields": {"event": "checkpoint", "wal_bytes": result.wal_bytes}})
 
     def _backing_off(self, db: Any, source: SourceConfig) -> bool:
         row = db.execute("SELECT next_due_at, backoff_seconds FROM sources WHERE name = ?", [source.name]).fetchone()

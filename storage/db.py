@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -14,6 +16,41 @@ from storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 class StorageError(Exception):
     """A database can't be opened or used as asked; the message is one line for the user."""
+
+
+class DiskFull(StorageError):
+    """The disk holding the database is full: nothing more is written until space returns."""
+
+
+def disk_full(exc: BaseException, db_path: str | Path) -> DiskFull | None:
+    """A DiskFull naming the file and the free space if `exc` says the disk is full (SQLITE_FULL, ENOSPC), else None.
+
+    SQLite reports a WAL or journal it could not grow as SQLITE_FULL; a file it could not create
+    (the -shm or -wal beside a database reopened on a full disk) as an I/O error, counted here as a
+    full disk when the folder has (almost) no space left.
+    """
+    if isinstance(exc, DiskFull):
+        return exc
+    path = Path(db_path)
+    try:
+        free = shutil.disk_usage(path.resolve().parent).free
+    except OSError:
+        free = None
+    full = False
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        full = primary == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+        full = full or (primary == sqlite3.SQLITE_IOERR and free is not None and free < 256 * 1024)
+    elif isinstance(exc, OSError):
+        full = exc.errno == errno.ENOSPC
+    elif isinstance(exc, StorageError):
+        full = "disk is full" in str(exc) or (free is not None and free < 256 * 1024 and "I/O" in str(exc))
+    if not full:
+        return None
+    space = f"{free / 1e6:.2f} MB free" if free is not None else "free space unknown"
+    return DiskFull(f"disk full writing {path} ({space} in {path.resolve().parent}): stopped writing,"
+                    " everything committed before is kept; writing resumes when space is freed")
 
 
 def utc_now() -> str:
@@ -44,7 +81,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StorageError(f"cannot use database {path}: {exc}") from None
+        raise disk_full(exc, path) or StorageError(f"cannot use database {path}: {exc}") from None
     return db
 
 

@@ -230,6 +230,11 @@ MIGRATIONS: list[str] = [
         FROM (SELECT DISTINCT article_id, kind, label FROM mentions WHERE kind IN ('visa', 'sector')) m
         JOIN articles a ON a.id = m.article_id;
     """,
+    # 9 (issue 12, retention): when `[storage] keep_days` pruning emptied an
+    # article's text; the row, its tags and figures stay.
+    """
+    ALTER TABLE articles ADD COLUMN text_pruned_at TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

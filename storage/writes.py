@@ -27,10 +27,13 @@ def transaction(db: sqlite_utils.Database) -> Iterator[None]:
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.conn.execute("COMMIT")  # where a full disk shows in WAL mode: the pages are written now
     except BaseException:
-        db.conn.execute("ROLLBACK")
+        # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR): a second ROLLBACK would
+        # raise and hide the error that matters.
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
 
 
 def content_hash(title: str | None, text: str) -> str:

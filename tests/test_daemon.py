@@ -383,7 +383,7 @@ def test_the_sweep_alone_sends_a_digest_once_when_its_time_comes(tmp_path):
     daemon.start()
     try:
         # One mechanism sends digests: the sweep (no per-rule cron job racing it).
-        assert {job.id for job in daemon.scheduler.get_jobs()} == {"alerts:sweep"}
+        assert {job.id for job in daemon.scheduler.get_jobs()} == {"alerts:sweep", "db:maintenance"}
         add_article(config, "Visa one", "visa news", fetched_at="2026-03-02T07:00:00+00:00")
         add_article(config, "Visa two", "visa news", fetched_at="2026-03-02T07:30:00+00:00")
         time.sleep(1.5)

@@ -13,6 +13,9 @@ from monitor.commands import load
 from monitor.crawl import CycleSummary, SourceOutcome, run_crawl
 from pipelines.tagging import Tagger
 from storage import open_db
+from storage.db import DiskFull
+
+DISK_FULL = 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +30,11 @@ def handle(args: argparse.Namespace) -> int:
     config = load(args)
     sources = [config.source(name) for name in args.source] if args.source else None
     tagger = Tagger.load(config.taxonomy_files)
-    db = open_db(config.db_path)
+    try:
+        db = open_db(config.db_path)
+    except DiskFull as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return DISK_FULL
     console = Console(stderr=True, soft_wrap=True)
     total = len(sources) if sources is not None else sum(s.enabled for s in config.sources)
     done = 0
@@ -47,8 +54,13 @@ def handle(args: argparse.Namespace) -> int:
         console.print(f"\\[{done}/{total}] {escape(outcome.name)}: {mark} {escape(detail)} "
                       f"({outcome.elapsed:.1f}s)", highlight=False, markup=True)
 
-    summary = run_crawl(config, db, tagger, sources, progress=show)
-    db.close()
+    try:
+        summary = run_crawl(config, db, tagger, sources, progress=show)
+    except DiskFull as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return DISK_FULL
+    finally:
+        db.close()
     if args.json:
         json.dump(summary.to_json(), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
