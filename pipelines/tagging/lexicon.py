@@ -42,6 +42,12 @@ class Entry:
     country: str | None = None
     name: str = ""
     context: tuple[str, ...] = ()
+    parent: str | None = None
+    """The id this one is a sub-type or a finer field of (JP:HSP-1B -> JP:HSP-1, batteries -> other):
+    alert rules and searches on the parent match it too."""
+    rolls_up: bool = False
+    """Whether it counts as its parent where tags are compared (Japan's HSP sub-types, O-1A/O-1B), as
+    opposed to a sub-type kept distinct (KR:E-7-4, JP:SSW-1); finer sectors always roll up."""
 
 
 @dataclass(frozen=True)
@@ -262,9 +268,48 @@ class Taxonomy:
         files = [TAXONOMY_DIR / name for name in BUNDLED_FILES] + [Path(p) for p in extra_files]
         for path in files:
             _load_file(path, entries, lexicons)
+        _check_parents(entries, files)
         for lex in lexicons.values():
             lex.compile()
         return cls(entries, lexicons, files)
+
+    def ancestors(self, kind: str, eid: str) -> list[str]:
+        """The parents of an id, nearest first (KR:E-7-4 -> [KR:E-7]; JP:HSP-1A -> [JP:HSP-1, JP:HSP])."""
+        found: list[str] = []
+        entry = self.entries[kind].get(eid)
+        while entry is not None and entry.parent:
+            found.append(entry.parent)
+            entry = self.entries[kind].get(entry.parent)
+        return found
+
+    def descendants(self, kind: str, eid: str) -> tuple[str, ...]:
+        """Every id below `eid` (its sub-types, theirs ...), in taxonomy order: what a rule on it also matches."""
+        return tuple(other for other in self.entries[kind] if other != eid and eid in self.ancestors(kind, other))
+
+    def compared_id(self, kind: str, eid: str) -> str:
+        """The id a tag counts as where tags are compared: finer sectors as their top parent, visa
+        sub-types marked `rolls_up` as their parent (JP:HSP-1B -> JP:HSP), other ids as themselves."""
+        entry = self.entries[kind].get(eid)
+        while entry is not None and entry.parent and (kind == "sector" or entry.rolls_up):
+            eid = entry.parent
+            entry = self.entries[kind].get(eid)
+        return eid
+
+
+def _check_parents(entries: dict[str, dict[str, Entry]], files: list[Path]) -> None:
+    """Every `parent` names a known id of the same kind, and no id is its own ancestor."""
+    where = ", ".join(str(f) for f in files[len(BUNDLED_FILES):]) or str(TAXONOMY_DIR)
+    for kind, table in entries.items():
+        for entry in table.values():
+            seen = {entry.id}
+            parent = entry.parent
+            while parent:
+                if parent not in table:
+                    raise TaxonomyError(f"{where}: [[{kind}]] {entry.id}: unknown parent {parent!r}")
+                if parent in seen:
+                    raise TaxonomyError(f"{where}: [[{kind}]] {entry.id}: parents form a loop through {parent!r}")
+                seen.add(parent)
+                parent = table[parent].parent
 
 
 def _load_file(path: Path, entries: dict[str, dict[str, Entry]], lexicons: dict[str, Lexicon]) -> None:
@@ -294,16 +339,20 @@ def _load_file(path: Path, entries: dict[str, dict[str, Entry]], lexicons: dict[
 def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, Entry], lex: Lexicon) -> None:
     """Validate one [[kind]] table and register its aliases; a known id gets the extra aliases."""
     where = f"{path}: [[{kind}]] #{i}"
-    known = {"id", "country", "name", "context", *ALIAS_FIELDS}
+    known = {"id", "country", "name", "context", "parent", "rolls_up", *ALIAS_FIELDS}
     extra = set(table) - known
     if extra:
         raise TaxonomyError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     eid = table.get("id")
     if not isinstance(eid, str) or not _ID_RE[kind].match(eid):
         raise TaxonomyError(f"{where}: missing or malformed id {eid!r}")
-    for name in ("country", "name"):
+    for name in ("country", "name", "parent"):
         if name in table and not isinstance(table[name], str):
             raise TaxonomyError(f"{where} ({eid}): `{name}` must be a string")
+    if "rolls_up" in table and not isinstance(table["rolls_up"], bool):
+        raise TaxonomyError(f"{where} ({eid}): `rolls_up` must be true or false")
+    if "parent" in table and kind not in ("visa", "sector"):
+        raise TaxonomyError(f"{where} ({eid}): only visas and sectors have a `parent`")
     for name in (*ALIAS_FIELDS, "context"):
         value = table.get(name, [])
         if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
@@ -319,6 +368,10 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
         entries[eid] = entry
     elif table.get("name"):
         entry.name = table["name"]
+    if table.get("parent"):
+        entry.parent = table["parent"]
+    if "rolls_up" in table:
+        entry.rolls_up = table["rolls_up"]
     entry.context = tuple(dict.fromkeys((*entry.context, *table.get("context", []))))
     if table.get("ambiguous") and not entry.context:
         raise TaxonomyError(f"{where} ({eid}): `ambiguous` aliases need a `context` list of countries")
