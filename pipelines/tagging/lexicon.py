@@ -18,7 +18,7 @@ from pathlib import Path
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
 BUNDLED_FILES = ("visas.toml", "sectors.toml", "places.toml")
 KINDS = ("visa", "sector", "country", "org")
-ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues")
+ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues", "subtype_refs")
 _ID_RE = {
     "visa": re.compile(r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]*$"),
     "org": re.compile(r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9-]*$"),
@@ -52,17 +52,20 @@ class Entry:
 
 @dataclass(frozen=True)
 class Alias:
-    """How an alias refers to an entry: `ambiguous` aliases need a context country; `cue` ones only give context."""
+    """How an alias refers to an entry: `ambiguous` aliases need a context country; `cue` ones only give
+    context; `subtype_ref` ones ("No. 1") count only after the entry's parent is named."""
 
     entry: Entry
     ambiguous: bool = False
     cue: bool = False
+    subtype_ref: bool = False
 
 
 def _key(text: str, fold: bool) -> str:
-    """Lookup key of an alias or a matched text: whitespace removed, optionally lower-cased."""
+    """Lookup key of an alias or a matched text: whitespace removed; folded keys are also lower-cased and
+    lose hyphens, so "Top-Tier Visa" and "top tier visa" are one name."""
     text = _WS.sub("", text)
-    return text.lower() if fold else text
+    return text.replace("-", "").lower() if fold else text
 
 
 @dataclass
@@ -207,7 +210,10 @@ def _tokens(alias: str, case_sensitive: bool) -> list[str]:
     cjk = not alias.isascii()
     out = []
     for ch in alias:
-        if ch.isspace():
+        if not cjk and not case_sensitive and ch in " -":
+            # Hyphen variants of a name: "Top-Tier", "Top Tier", "top tier" (and line breaks).
+            out.append(r"[\s-]+")
+        elif ch.isspace():
             # Korean writes 톱티어 비자 and 톱티어비자; English may break lines inside a name.
             out.append(r"\s?" if cjk else r"\s+")
         elif not case_sensitive and ch.isascii() and ch.isalpha():
@@ -376,6 +382,8 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
     if table.get("ambiguous") and not entry.context:
         raise TaxonomyError(f"{where} ({eid}): `ambiguous` aliases need a `context` list of countries")
     plain, ambiguous, cue = Alias(entry), Alias(entry, ambiguous=True), Alias(entry, cue=True)
+    if table.get("subtype_refs") and not entry.parent:
+        raise TaxonomyError(f"{where} ({eid}): `subtype_refs` need a `parent` to refer back to")
     for alias in table.get("en", []):
         # A capitalised acronym in `en` ("AI", "NHS") must keep its case to avoid "ai"/"nhs" in words.
         lex.add(alias, plain, case_sensitive=alias.isupper() and len(alias) <= 5)
@@ -387,3 +395,5 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
         lex.add(alias, ambiguous, case_sensitive=alias.isupper() or not alias.isascii())
     for alias in table.get("cues", []):
         lex.add(alias, cue, case_sensitive=True)
+    for alias in table.get("subtype_refs", []):
+        lex.add(alias, Alias(entry, subtype_ref=True), case_sensitive=not alias.isascii())
