@@ -103,7 +103,8 @@ def score(items: list[Gold], tagger: Tagger, verbose: bool = False) -> dict:
         result = tagger.tag(item.text, item.lang)
         pred = predicted(result, tagger)
         for cat in ("visa", "sector", "figure"):
-            g = [s for s in item.spans if s[0] == cat]
+            g = [s if cat == "figure" else (*s[:3], tagger.taxonomy.compared_id(cat, s[3]))
+                 for s in item.spans if s[0] == cat]
             p = [s for s in pred if s[0] == cat]
             tp_p = [x for x in p if any(x[1] < y[2] and y[1] < x[2] and _same(cat, x[3], y[3]) for y in g)]
             tp_g = [y for y in g if any(x[1] < y[2] and y[1] < x[2] and _same(cat, x[3], y[3]) for x in p)]
