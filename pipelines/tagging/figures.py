@@ -520,7 +520,7 @@ _JA_NEVER_AFTER = re.compile(r"(?:人|名)(?:当た?り|あたり|目)|[-.:/]\d+
 _CJK_RANK_BEFORE = re.compile(r"(?:上位|下位|トップ|상위|하위|톱)\s?$")
 # The denominator-then-numerator of a fraction (3분의 1, 3分の1) and the day of "2025. 7. 20.".
 _CJK_NEVER_BEFORE = re.compile(r"(?:분의|分の)\s?$|\d\.\s$")
-_HANGUL_BEFORE_JE = re.compile(r"[가-힣]\s?제\s?$")
+_HANGUL_BEFORE_JE = re.compile(r"[가-힣]제\s?$")
 _CJK_RANGE = re.compile(r"\s?[~～〜]\s?")
 _JA_YEAR = re.compile(r"(?<!\d)(?:((?:18|19|20)\d{2})|(令和|平成)(\d{1,2}|元))年(度)?")
 _ERAS = {"令和": 2018, "平成": 1988}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pipelines.lang import detect_language
 from pipelines.tagging.figures import RawFigure, assign_years, find_figures
 from pipelines.tagging.lexicon import Alias, Entry, Lexicon, Taxonomy, TaxonomyError
+from pipelines.tagging.metrics import MetricVocabulary
 from pipelines.tagging.textnorm import Normalized, sentence_bounds, sentence_starts
 from pipelines.text import replace_surrogates
 
@@ -82,6 +83,9 @@ class Figure:
     """Rate period: "month" for "S$5,600 a month", "week" for "28 hours a week" / 週28時間."""
     value_max: float | None = None
     """Upper bound of a range ("5 to 10 weeks": value 5, value_max 10)."""
+    metric: str = "other"
+    """What the figure counts, one of the metric vocabulary (`taxonomy/metrics.toml`): "recognitions",
+    "quota", "salary_threshold" ..., taken from the words of its sentence."""
 
 
 @dataclass
@@ -108,7 +112,7 @@ class TagResult:
             ],
             "figures": [
                 {"text": f.text, "start": f.start, "end": f.end, "value": f.value, "unit": f.unit,
-                 "year": f.year}
+                 "year": f.year, "metric": f.metric}
                 for f in self.figures
             ],
         }
@@ -131,6 +135,7 @@ class Tagger:
         self.org_ids: set[str] = set(self.taxonomy.entries["org"])
         self._families: dict[str, str] = {vid: _family(vid, self.visa_ids) for vid in self.visa_ids}
         self._nlp: dict[str, Language] = {}
+        self.metrics = MetricVocabulary.load()
 
     @classmethod
     def load(cls, extra_taxonomy_files: Sequence[Path] = ()) -> Tagger:
@@ -250,13 +255,17 @@ class Tagger:
         raw = [f for f in raw if not _overlaps(visa_starts, visa_ends, f.start, f.end)]
         assign_years(raw, years, starts, len(t), t, lang)
         context = _VisaContext(t, visa_spans, visa_starts, starts, self._families)
+        metrics = self.metrics.finder(t, lang)
         for f in raw:
             s, o0, o1 = original(f.start, f.end)
             visa = _figure_visa(f, visa_spans, visa_starts, starts, len(t))
             if visa is None and visa_spans:
                 visa = context.visa_before(f.start)
+            s0, s1 = sentence_bounds(starts, f.start, len(t))
+            named = bisect_left(visa_starts, s1) > bisect_left(visa_starts, s0)
+            metric = metrics.metric(s0, s1, f.start, f.end, f.unit, f.per, named)
             result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start), visa, f.per,
-                                         f.value_max))
+                                         f.value_max, metric))
         return result
 
     def _visa_spans(self, t: str, counts: dict[str, float], prior: dict[str, float]) -> list[tuple[int, int, str]]:
