@@ -214,6 +214,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rule, article_id, recipient)
     );
     """,
+    # 8 (issue 13): what each figure counts (recognitions, quota, salary_threshold ...);
+    # NULL for figures stored before it until `monitor retag` fills it in.
+    """
+    ALTER TABLE figures ADD COLUMN metric TEXT;
+    CREATE INDEX figures_metric ON figures(metric);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,7 +18,7 @@ from pathlib import Path
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
 BUNDLED_FILES = ("visas.toml", "sectors.toml", "places.toml")
 KINDS = ("visa", "sector", "country", "org")
-ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues", "subtype_refs")
+ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues", "subtype_refs", "exclude")
 _ID_RE = {
     "visa": re.compile(r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]*$"),
     "org": re.compile(r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9-]*$"),
@@ -395,5 +395,8 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
         lex.add(alias, ambiguous, case_sensitive=alias.isupper() or not alias.isascii())
     for alias in table.get("cues", []):
         lex.add(alias, cue, case_sensitive=True)
+    for alias in table.get("exclude", []):
+        # Longer phrases that contain an alias and name nothing ("health insurance"): matched, then dropped.
+        lex.add(alias, cue, case_sensitive=False)
     for alias in table.get("subtype_refs", []):
         lex.add(alias, Alias(entry, subtype_ref=True), case_sensitive=not alias.isascii())

@@ -152,6 +152,11 @@ class Tagger:
         entry = self.taxonomy.entries["visa"].get(visa_id)
         return entry.name if entry else None
 
+    def subtypes(self, kind: str, eid: str) -> tuple[str, ...]:
+        """The ids that count as `eid` (kind "visa" or "sector") in rules and searches: its sub-types and
+        finer fields, transitively (JP:HSP -> JP:HSP-1, JP:HSP-1A ...; other -> batteries ...)."""
+        return self.taxonomy.descendants(kind, eid)
+
     def visa_family(self, visa_id: str) -> str:
         """The id heading a visa's family (JP:HSP-1A -> JP:HSP, KR:E-7-4 -> KR:E-7); the id itself if it has none."""
         return self._families.get(visa_id, visa_id)
@@ -244,7 +249,7 @@ class Tagger:
         visa_starts = [v[0] for v in visa_spans]
         visa_ends = [v[1] for v in visa_spans]
         for ms, me, mt in lexicons["sector"].finditer(t):
-            aliases = lexicons["sector"].lookup(mt)
+            aliases = [a for a in lexicons["sector"].lookup(mt) if not a.cue]
             # Words inside a visa's name ("EPA nurse candidates") or naming a visa type ("student
             # visa") say nothing about a sector.
             if aliases and not _overlaps(visa_starts, visa_ends, ms, me) and not _VISA_WORD.match(t, me):
