@@ -37,6 +37,8 @@ class YearMention:
     year: int
     comparison: bool = False
     """True for a baseline year ("up 20% from 2022", "2022年比"), which a figure before it does not refer to."""
+    since: bool = False
+    """True for the start of a running total ("since 2018", "2018년 이후"): no figure's year."""
 
 
 _SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -100,6 +102,7 @@ _DIGIT_RUN = re.compile(r"(?:[ .\-]?\d+)+")
 _ZIP_STATE = re.compile(r"\b[A-Z]{2}\s$")
 _PREV_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.?\s*[#(]?\s*$")
 _SUBCLASS = re.compile(r"subclass(?:es)?\s*(?:\d+\s*(?:/|,|and|or|&)\s*)*$", re.I)
+_SINCE_BEFORE = re.compile(r"\bsince\s+(?:(?:the\s+)?(?:start|end|beginning)\s+of\s+)?(?:[A-Z][a-z]+\s+)?$", re.I)
 _COMPARISON_BEFORE = re.compile(r"\b(?:from|since|than|compared\s+(?:with|to)|versus|vs\.?|over)\s*$", re.I)
 
 _WORDNUM = ("(?:(?:" + "|".join(_TENS) + ")(?:-(?:" + "|".join(_SMALL[1:10]) + "))?|" + "|".join(_SMALL[1:])
@@ -429,7 +432,8 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             window = text[max(0, start - 20):start]
             comparison = ((not window.isascii() or window.rstrip().lower().endswith(_COMPARISON_ENDS))
                           and bool(_COMPARISON_BEFORE.search(window)))
-            years.append(YearMention(start, yend, int(value), comparison))
+            since = bool(_SINCE_BEFORE.search(window))
+            years.append(YearMention(start, yend, int(value), comparison, since))
             pos = max(pos, yend)
             continue
         if plain_int and value <= 31 and ukind is None and not people:
@@ -527,6 +531,7 @@ _ERAS = {"令和": 2018, "平成": 1988}
 _KO_PER = {"주": "week", "월": "month", "연": "year", "연간": "year", "시급": "hour", "월급": "month", "연봉": "year"}
 _JA_PER = {"週": "week", "月": "month", "月額": "month", "年収": "year", "年間": "year", "時給": "hour",
            "月給": "month"}
+_CJK_SINCE_AFTER = re.compile(r"\s?(?:이후|以降|以来)")
 _CJK_COMPARISON_AFTER = re.compile(r"\s?(?:대비|보다|比|に比べ|と比べ|と比較)")
 
 
@@ -582,7 +587,8 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
         else:
             y = _ERAS[ym.group(2)] + (1 if ym.group(3) == "元" else int(ym.group(3)))
         comparison = bool(_CJK_COMPARISON_AFTER.match(text, ym.end()))
-        years.append(YearMention(ym.start(), ym.end(), y, comparison))
+        since = bool(_CJK_SINCE_AFTER.match(text, ym.end()))
+        years.append(YearMention(ym.start(), ym.end(), y, comparison, since))
     year_spans = [(y.start, y.end) for y in years]
     figures: list[RawFigure] = []
     for m in num_re.finditer(text):
@@ -686,6 +692,7 @@ def assign_years(figures: list[RawFigure], years: list[YearMention], starts: lis
             in_sentence = years[bisect.bisect_left(year_starts, s0):bisect.bisect_left(year_starts, s1)]
         else:
             in_sentence = [y for y in years if s0 <= y.start < s1]
+        in_sentence = [y for y in in_sentence if not y.since]
         if not in_sentence:
             continue
         if f.unit in DURATION_UNITS and f.per is None:
