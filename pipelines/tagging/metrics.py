@@ -106,8 +106,11 @@ class MetricVocabulary:
             alternatives = "|".join(re.escape(c) for c in sorted(table, key=len, reverse=True))
             if not alternatives:
                 continue
-            # English cues are word starts ("recogni" finds "recognised"); CJK cues sit inside words.
-            self._patterns[lang] = re.compile(rf"(?i)\b(?:{alternatives})" if lang == "en" else f"(?:{alternatives})")
+            # English cues are word starts ("recogni" finds "recognised"); CJK cues sit inside words. The
+            # lookahead on first characters lets the scan skip most positions before trying the alternatives.
+            firsts = "".join(sorted({re.escape(c[0].lower()) + re.escape(c[0].upper()) for c in table}))
+            self._patterns[lang] = re.compile(
+                rf"\b(?=[{firsts}])(?i:{alternatives})" if lang == "en" else f"(?=[{firsts}])(?:{alternatives})")
         nouns = "|".join(re.escape(n) for n in sorted(self.other_nouns, key=len, reverse=True))
         counters = "|".join(re.escape(c) for c in sorted(self.other_counters, key=len, reverse=True))
         before = "|".join(re.escape(w) for w in self.other_before)
