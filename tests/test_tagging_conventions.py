@@ -247,6 +247,21 @@ def test_tag_jsonl_prints_each_figures_metric(tmp_path: Path):
     assert [(f["text"], f["metric"]) for f in line["figures"]] == [("35,000", "quota")]
 
 
+def test_tag_jsonl_takes_the_sources_country(tmp_path: Path):
+    lines = [json.dumps({"id": 1, "text": "The EP qualifying salary rose.", "lang": "en", "country": "SG"}),
+             json.dumps({"id": 2, "text": "The EP qualifying salary rose.", "lang": "en", "country": 65})]
+    result = subprocess.run([sys.executable, "-m", "monitor", "tag", "--jsonl", "-"], input="\n".join(lines) + "\n",
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin"})
+    assert result.returncode == 2 and "line 2" in result.stderr and "Traceback" not in result.stderr
+    assert [v["id"] for v in json.loads(result.stdout.splitlines()[0])["visas"]] == ["SG:EP"]
+
+
+def test_tag_many_takes_the_sources_country_too(tagger):
+    texts = [("The EP qualifying salary rose.", "en", "SG"), ("The EP qualifying salary rose.", "en")]
+    assert [[v.id for v in r.visas] for r in tagger.tag_many(texts)] == [["SG:EP"], []]
+
+
 # ---------------------------------------------------------------- storage, rules and search
 def test_figures_store_their_metric_and_retag_fills_it(tmp_path: Path):
     db = open_db(tmp_path / "monitor.db")
