@@ -71,6 +71,8 @@ class TaggerIds(Protocol):
 
     def visa_country(self, visa_id: str) -> str | None: ...
 
+    def subtypes(self, kind: str, eid: str) -> tuple[str, ...]: ...
+
 
 @dataclass
 class CompiledRule:
@@ -138,8 +140,21 @@ def compile_rule(rule: AlertRule, tagger: TaggerIds, source_names: set[str], fil
         sources=tuple(rule.sources), langs=tuple(rule.langs),
         figures=tuple(ledger.FigureFilter(visa=f.visa, unit=f.unit, min=f.min, max=f.max, year=f.year)
                       for f in rule.figures),
+        subtypes=rule_subtypes(rule, tagger),
     )
     return CompiledRule(rule, conditions)
+
+
+def rule_subtypes(rule: AlertRule, tagger: TaggerIds) -> dict[str, tuple[str, ...]]:
+    """The ids that count as each visa and sector the rule names (its sub-types and finer fields), so that
+    a rule on JP:HSP matches JP:HSP-1B and one on `other` matches `batteries`."""
+    found: dict[str, tuple[str, ...]] = {}
+    visas = [*rule.visas, *(f.visa for f in rule.figures if f.visa)]
+    for kind, ids in (("visa", visas), ("sector", rule.sectors)):
+        for eid in ids:
+            if not eid.endswith("*") and (below := tagger.subtypes(kind, eid)):
+                found[eid] = below
+    return found
 
 
 def _check_visa(where: str, key: str, visa: str, tagger: TaggerIds, countries: set[str]) -> None:

@@ -274,7 +274,7 @@ class _Crawler:
                 return None
             try:
                 article = self._build_article(source, item, page)
-                tags = self.tagger.tag(article["text"], article["lang"])
+                tags = self.tagger.tag(article["text"], article["lang"], country=article["country"])
                 mentions, figures = tag_rows(tags)
                 urls = [item.url, canonicalize_url(item.url)]
                 if page is not None:
@@ -415,7 +415,7 @@ def tag_rows(tags: TagResult) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     ]
     figures = [
         {"value": f.value, "unit": f.unit, "year": f.year, "visa": f.visa, "text": f.text, "start": f.start,
-         "end": f.end, "sentence": f.sentence} for f in tags.figures
+         "end": f.end, "sentence": f.sentence, "metric": f.metric} for f in tags.figures
     ]
     return mentions, figures
 

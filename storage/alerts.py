@@ -51,11 +51,16 @@ class RuleConditions:
     sources: Sequence[str] = ()
     langs: Sequence[str] = ()
     figures: Sequence[FigureFilter] = field(default_factory=tuple)
+    subtypes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Visa and sector ids of the rule -> the ids that count as them too (JP:HSP -> JP:HSP-1B ...), from
+    the taxonomy. Not part of what the rule says: a taxonomy that grows does not make it a new rule."""
 
 
 def conditions_hash(conditions: RuleConditions) -> str:
     """A hash of what `conditions` match: equal conditions, equal hash (lists compared in order)."""
-    canonical = json.dumps(dataclasses.asdict(conditions), sort_keys=True, ensure_ascii=False, default=list)
+    stated = dataclasses.asdict(conditions)
+    stated.pop("subtypes")
+    canonical = json.dumps(stated, sort_keys=True, ensure_ascii=False, default=list)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -73,7 +78,7 @@ def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]
                          ("country", conditions.countries)):
         if not values:
             continue
-        alternatives = [filter_clauses(SearchFilters(**{name: value})) for value in values]
+        alternatives = [filter_clauses(_one_filter(name, value, conditions.subtypes)) for value in values]
         clauses.append("(" + " OR ".join(" AND ".join(sql) for sql, _ in alternatives) + ")")
         for _, values_ in alternatives:
             params += values_
@@ -89,22 +94,32 @@ def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]
     if conditions.figures:
         alternatives = []
         for figure in conditions.figures:
-            parts, values = _figure_clause(figure)
+            parts, values = _figure_clause(figure, conditions.subtypes.get(figure.visa or "", ()))
             alternatives.append(f"EXISTS (SELECT 1 FROM figures f WHERE f.article_id = a.id{parts})")
             params += values
         clauses.append("(" + " OR ".join(alternatives) + ")")
     return clauses, params
 
 
-def _figure_clause(figure: FigureFilter) -> tuple[str, list[Any]]:
+def _one_filter(name: str, value: str, subtypes: Mapping[str, tuple[str, ...]]) -> SearchFilters:
+    """The search filter for one visa, sector or country of a rule, sub-types included."""
+    if name == "visa":
+        return SearchFilters(visa=value, visa_subtypes=subtypes.get(value, ()))
+    if name == "sector":
+        return SearchFilters(sector=value, sector_subtypes=subtypes.get(value, ()))
+    return SearchFilters(country=value)
+
+
+def _figure_clause(figure: FigureFilter, visa_subtypes: Sequence[str] = ()) -> tuple[str, list[Any]]:
     sql, params = "", []
     if figure.visa:
         if figure.visa.endswith("*"):
             sql += " AND f.visa LIKE ? ESCAPE '\\'"
             params.append(figure.visa[:-1].replace("%", "\\%").replace("_", "\\_") + "%")
         else:
-            sql += " AND f.visa = ?"
-            params.append(figure.visa)
+            labels = [figure.visa, *visa_subtypes]
+            sql += f" AND f.visa IN ({','.join('?' * len(labels))})"
+            params += labels
     if figure.unit:
         sql += " AND f.unit = ?"
         params.append(figure.unit)

@@ -43,6 +43,10 @@ class SearchFilters:
     visa: str | None = None
     """A visa id such as 'KR:E-7', or 'KR:*' for any visa of a country."""
     sector: str | None = None
+    visa_subtypes: tuple[str, ...] = ()
+    """Ids that count as `visa` too, its sub-types (JP:HSP-1B for JP:HSP): the caller knows the taxonomy."""
+    sector_subtypes: tuple[str, ...] = ()
+    """Ids that count as `sector` too, its finer fields (batteries for other)."""
     country: str | None = None
     lang: str | None = None
     since: str | None = None
@@ -145,15 +149,19 @@ def filter_clauses(filters: SearchFilters) -> tuple[list[str], list[Any]]:
             )
             params.append(filters.visa[:-1].replace("%", "\\%").replace("_", "\\_") + "%")
         else:
+            labels = [filters.visa, *filters.visa_subtypes]
             clauses.append(
-                "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'visa' AND m.label = ?)"
+                "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'visa'"
+                f" AND m.label IN ({','.join('?' * len(labels))}))"
             )
-            params.append(filters.visa)
+            params += labels
     if filters.sector:
+        labels = [filters.sector, *filters.sector_subtypes]
         clauses.append(
-            "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'sector' AND m.label = ?)"
+            "EXISTS (SELECT 1 FROM mentions m WHERE m.article_id = a.id AND m.kind = 'sector'"
+            f" AND m.label IN ({','.join('?' * len(labels))}))"
         )
-        params.append(filters.sector)
+        params += labels
     if filters.country:
         country = filters.country.upper()
         clauses.append(
@@ -252,18 +260,20 @@ def http_validators(conn: sqlite3.Connection, url: str) -> dict[str, Any] | None
     return None if row is None else dict(zip(columns, row, strict=True))
 
 
-def iter_articles_for_tagging(conn: sqlite3.Connection, batch: int = 200) -> Iterator[tuple[int, str, str | None]]:
-    """Yield (id, text, lang) of every stored article, in id order, a batch at a time."""
+def iter_articles_for_tagging(
+    conn: sqlite3.Connection, batch: int = 200
+) -> Iterator[tuple[int, str, str | None, str | None]]:
+    """Yield (id, text, lang, source country) of every stored article, in id order, a batch at a time."""
     last = 0
     while True:
         rows = conn.execute(
-            "SELECT id, text, lang FROM articles WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, text, lang, country FROM articles WHERE id > ? ORDER BY id LIMIT ?",
             [last, batch],
         ).fetchall()
         if not rows:
             return
-        for article_id, text, lang in rows:
-            yield article_id, text, lang
+        for article_id, text, lang, country in rows:
+            yield article_id, text, lang, country
             last = article_id
 
 

@@ -235,6 +235,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE articles ADD COLUMN text_pruned_at TEXT;
     """,
+    # 10 (issue 13): what each figure counts (recognitions, quota, salary_threshold ...);
+    # NULL for figures stored before it until `monitor retag` fills it in.
+    """
+    ALTER TABLE figures ADD COLUMN metric TEXT;
+    CREATE INDEX figures_metric ON figures(metric);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -153,11 +153,11 @@ def _insert_tags(
         ],
     )
     db.conn.executemany(
-        'INSERT INTO figures (article_id, value, unit, year, visa, text, start, "end", sentence)'
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        'INSERT INTO figures (article_id, value, unit, year, visa, text, start, "end", sentence, metric)'
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (article_id, f["value"], f["unit"], f.get("year"), f.get("visa"), f["text"], f["start"], f["end"],
-             f.get("sentence"))
+             f.get("sentence"), f.get("metric"))
             for f in figures
         ],
     )

@@ -78,6 +78,9 @@ class FakeTagger:
     def visa_country(self, visa: str) -> str:
         return visa.split(":")[0]
 
+    def subtypes(self, kind: str, eid: str) -> tuple[str, ...]:
+        return ()
+
 
 def make_config(tmp_path: Path, *, alerts: list[dict[str, Any]] | None = None, email_: dict[str, Any] | None = None,
                 sources: list[dict[str, Any]] | None = None, timezone: str = "UTC",

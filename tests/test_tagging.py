@@ -308,7 +308,8 @@ VISAS = [
     ("en", "Workers with Specified Skilled Worker (ii) status can bring families.", "Specified Skilled Worker (ii)",
      "JP:SSW-2"),
     ("en", "USCIS received 470,342 H-1B registrations.", "H-1B", "US:H-1B"),
-    ("en", "Germany's Opportunity Card (Chancenkarte) opened in June.", "Opportunity Card", "DE:OPPORTUNITY-CARD"),
+    ("en", "Germany's Opportunity Card (Chancenkarte) opened in June.", "Opportunity Card (Chancenkarte)",
+     "DE:OPPORTUNITY-CARD"),
     ("en", "Singapore's Employment Passes require COMPASS points.", "Employment Passes", "SG:EP"),
     ("ko", "톱티어비자는 반도체 인재를 위한 것이다.", "톱티어비자", "KR:TOP-TIER"),
     ("ko", "E-7 비자를 받은 용접공이 늘었다.", "E-7", "KR:E-7"),
@@ -387,11 +388,12 @@ def test_generic_words_are_not_sectors(tagger, text, lang):
 
 
 def test_demo_top_tier_sentence_sectors(tagger):
-    """The Korean Top-Tier release names aerospace and domestic helpers only in passing: no other/caregiving."""
+    """The Korean Top-Tier release lists industries (batteries and robotics are sectors by the spec) and names
+    domestic helpers only in passing: no caregiving."""
     text = ("반도체·바이오·이차전지 등 첨단산업 분야 인재를 유치한다. 인공지능(AI)·로봇·양자·우주항공 등 첨단 분야다. "
             "부모와 가사보조인 초청도 허용된다.")
     sectors = {s.sector for s in tagger.tag(text, "ko").sectors}
-    assert sectors == {"semiconductors", "biotech", "manufacturing", "ai"}
+    assert sectors == {"semiconductors", "biotech", "batteries", "ai", "robotics"}
 
 
 def test_offsets_map_back_from_nfkc_in_japanese(tagger):
@@ -529,7 +531,7 @@ def test_to_json_shape(tagger):
     assert list(line) == ["id", "lang", "visas", "sectors", "figures"]
     assert list(line["visas"][0]) == ["text", "start", "end", "id", "country", "canonical"]
     assert list(line["sectors"][0]) == ["text", "start", "end", "sector"]
-    assert list(line["figures"][0]) == ["text", "start", "end", "value", "unit", "year"]
+    assert list(line["figures"][0]) == ["text", "start", "end", "value", "unit", "year", "metric"]
     json.dumps(line)
 
 
@@ -570,9 +572,10 @@ def test_known_ids_cover_the_issue(tagger):
     for vid in ("JP:HSP", "JP:J-SKIP", "JP:SSW-2", "KR:E-7", "KR:E-7-4", "KR:TOP-TIER", "US:H-1B",
                 "EU:BLUE-CARD", "GB:GLOBAL-TALENT", "KR:F-2-R", "KR:H-2", "CA:PGWP", "SG:ONE-PASS", "HK:TTPS"):
         assert vid in tagger.visa_ids
-    assert tagger.sector_ids == {"ai", "semiconductors", "biotech", "healthcare", "it_software", "engineering",
-                                 "research", "finance", "manufacturing", "agriculture", "construction", "caregiving",
-                                 "shipbuilding", "education", "hospitality", "other"}
+    compared = {tagger.taxonomy.compared_id("sector", s) for s in tagger.sector_ids}
+    assert compared == {"ai", "semiconductors", "biotech", "healthcare", "it_software", "engineering",
+                        "research", "finance", "manufacturing", "agriculture", "construction", "caregiving",
+                        "shipbuilding", "education", "hospitality", "other"}
 
 
 def test_dev_set_scores_stay_high(tagger):

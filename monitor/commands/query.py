@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle_search(args: argparse.Namespace) -> int:
     conn = open_readonly(db_path(args))
     filters = SearchFilters(visa=args.visa, sector=args.sector, country=args.country, lang=args.lang,
-                            since=args.since)
+                            since=args.since, **_subtypes(args))
     results = search_articles(conn, args.query, filters, limit=args.limit)
     rows = [tuple(result[column] for column in SEARCH_COLUMNS) for result in results]
     if args.format != "json":
@@ -44,6 +44,21 @@ def handle_search(args: argparse.Namespace) -> int:
     if not results and args.format == "table":
         print("no matching articles", file=sys.stderr)
     return 0
+
+
+def _subtypes(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """The sub-types of the --visa and finer fields of the --sector asked for, which match as well."""
+    if not (args.visa and not args.visa.endswith("*")) and not args.sector:
+        return {}
+    from monitor.commands.tag import load_tagger  # the taxonomy, only when a filter needs it
+
+    tagger = load_tagger(args)
+    found: dict[str, tuple[str, ...]] = {}
+    if args.visa and not args.visa.endswith("*"):
+        found["visa_subtypes"] = tagger.subtypes("visa", args.visa)
+    if args.sector:
+        found["sector_subtypes"] = tagger.subtypes("sector", args.sector)
+    return found
 
 
 def handle_sql(args: argparse.Namespace) -> int:

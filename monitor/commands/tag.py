@@ -59,7 +59,7 @@ def handle_tag(args: argparse.Namespace) -> int:
                 print(f"monitor tag: line {number}: {request}", file=sys.stderr)
                 bad += 1
                 continue
-            result = tagger.tag(request["text"], request.get("lang"))
+            result = tagger.tag(request["text"], request.get("lang"), country=request.get("country"))
             sys.stdout.write(json.dumps(result.to_json(request.get("id")), ensure_ascii=False) + "\n")
     return 2 if bad else 0
 
@@ -78,6 +78,8 @@ def _read_requests(stream: TextIO) -> Iterator[tuple[int, dict[str, Any] | str]]
             yield number, 'expected an object with a string "text"'
         elif request.get("lang") is not None and not isinstance(request["lang"], str):
             yield number, '"lang" must be a string'
+        elif request.get("country") is not None and not isinstance(request["country"], str):
+            yield number, '"country" must be a string (the source\'s ISO country code)'
         else:
             yield number, request
 
@@ -92,8 +94,8 @@ def handle_retag(args: argparse.Namespace) -> int:
     with Progress(transient=False) as progress:
         task = progress.add_task("re-tagging", total=total)
         while batch := list(islice(articles, 64)):
-            for (article_id, _text, _lang), tags in zip(batch, tagger.tag_many((t, lang) for _, t, lang in batch),
-                                                        strict=True):
+            pending = tagger.tag_many((text, lang, country) for _, text, lang, country in batch)
+            for (article_id, *_), tags in zip(batch, pending, strict=True):
                 mentions, figures = tag_rows(tags)
                 writes.replace_tags(db, article_id, mentions, figures)
             done += len(batch)

@@ -37,6 +37,8 @@ class YearMention:
     year: int
     comparison: bool = False
     """True for a baseline year ("up 20% from 2022", "2022年比"), which a figure before it does not refer to."""
+    since: bool = False
+    """True for the start of a running total ("since 2018", "2018년 이후"): no figure's year."""
 
 
 _SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -76,7 +78,7 @@ schedule annex category class grade group page pages route version form forms su
 paragraph clause room gate flight terminal line band step act bill item rank ranked ranking windows iphone
 covid pm apollo highway interstate platform unit ward district zone season episode vol volume
 proclamation order box building suite floor fortune boeing docket case appendix subchapter h.r p pp tel phone
-telephone fax hotline helpline dial call
+telephone fax hotline helpline dial call code codes soc isco anzsco noc
 """.split())
 _MONTHS = ("jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|"
            "august|september|october|november|december")
@@ -100,13 +102,14 @@ _DIGIT_RUN = re.compile(r"(?:[ .\-]?\d+)+")
 _ZIP_STATE = re.compile(r"\b[A-Z]{2}\s$")
 _PREV_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.?\s*[#(]?\s*$")
 _SUBCLASS = re.compile(r"subclass(?:es)?\s*(?:\d+\s*(?:/|,|and|or|&)\s*)*$", re.I)
+_SINCE_BEFORE = re.compile(r"\bsince\s+(?:(?:the\s+)?(?:start|end|beginning)\s+of\s+)?(?:[A-Z][a-z]+\s+)?$", re.I)
 _COMPARISON_BEFORE = re.compile(r"\b(?:from|since|than|compared\s+(?:with|to)|versus|vs\.?|over)\s*$", re.I)
 
 _WORDNUM = ("(?:(?:" + "|".join(_TENS) + ")(?:-(?:" + "|".join(_SMALL[1:10]) + "))?|" + "|".join(_SMALL[1:])
             + "|a\\s+dozen|an?(?=\\s+(?:thousand|million|billion|trillion|decades?)\\b))")
 _EN_NUMBER = (r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?![\d]|[.,]\d)|\d+(?:[.,]\d+)*|\.\d+"
               rf"|(?<![A-Za-z-])(?i:{_WORDNUM})(?![A-Za-z]))")
-_EN_SCALE = (r"(?:\s?(?i:thousand|million|billion|trillion|lakh|crore)(?![A-Za-z])"
+_EN_SCALE = (r"(?:[\s-]?(?i:thousand|million|billion|trillion|lakh|crore)(?![A-Za-z])"
              r"|\s?(?:mn|bn|tn)(?![A-Za-z])|[mkb](?![A-Za-z]))")
 _EN_PRE = rf"(?:(?:US|U\.S\.|S|A|AU|C|CA|HK|NZ|NT|R)?\$|[€£¥₩₹]|(?:{_CODES})\s?)"
 _EN_FIG = re.compile(
@@ -118,7 +121,7 @@ _EN_UNIT = re.compile(
      |(?P<pp>(?i:percentage[\s-]points?|basis\s+points|points?|pts)\b)
      |(?P<cur>(?i:US\s+dollars|dollars?|yen|won|euros?|pounds\s+sterling|pounds?|sterling|yuan|renminbi|rupees?
                |dirhams?|baht|pesos?)\b|(?:""" + _CODES + r""")\b)
-     |(?P<time>(?i:hours?|hrs?|days?|weeks?|months?|years?|yrs?|decades?)\b)
+     |(?P<time>(?i:(?:business\s|working\s|calendar\s)?(?:hours?|hrs?|days?|weeks?|months?|years?|yrs?|decades?))\b)
     )""",
     re.X,
 )
@@ -283,7 +286,7 @@ def _en_unit_at(text: str, pos: int) -> tuple[str | None, int, str | None]:
     if m.group("cur"):
         word = " ".join(m.group("cur").lower().split())
         return CURRENCY_WORDS.get(word) or ("CNY" if word == "rmb" else word.upper()), m.end(), "cur"
-    word = m.group("time").lower()
+    word = m.group("time").lower().split()[-1]
     stem = word[:-1] if word.endswith("s") else word
     return TIME_UNITS.get(stem, "years"), m.end(), "time"
 
@@ -429,7 +432,8 @@ def _en_figures(text: str, lang: str | None) -> tuple[list[RawFigure], list[Year
             window = text[max(0, start - 20):start]
             comparison = ((not window.isascii() or window.rstrip().lower().endswith(_COMPARISON_ENDS))
                           and bool(_COMPARISON_BEFORE.search(window)))
-            years.append(YearMention(start, yend, int(value), comparison))
+            since = bool(_SINCE_BEFORE.search(window))
+            years.append(YearMention(start, yend, int(value), comparison, since))
             pos = max(pos, yend)
             continue
         if plain_int and value <= 31 and ukind is None and not people:
@@ -475,12 +479,12 @@ def _inherit_units(text: str, figures: list[RawFigure]) -> None:
 # ---------------------------------------------------------------- Korean and Japanese
 _CH = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _KO_NUM = re.compile(
-    rf"(?<![A-Za-z0-9.,\-/:#_=])(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
+    rf"(?<![A-Za-z0-9.,\-/#_=])(?<!\d:)(?:{_CH}\s?[조억만천백](?:\s?(?:{_CH})?\s?[조억만천백])*(?:\s?{_CH}(?![\d.]))?|{_CH}"
     r"|(?<![가-힣])만(?=\s?(?:명|원|건|개|가구|달러)))"
 )
 # Kanji numerals (三万人, 二千人, 十万人) count only before a unit and with a digit kanji in them.
 _KANJI_NUM = "[一二三四五六七八九十百千万億兆〇]*[一二三四五六七八九十百〇][一二三四五六七八九十百千万億兆〇]*"
-_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-/:#_=〒])(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH}"
+_JA_NUM = re.compile(rf"(?<![A-Za-z0-9.,\-/#_=〒])(?<!\d:)(?:{_CH}[兆億万千](?:(?:{_CH})?[兆億万千])*(?:{_CH})?|{_CH}"
                      rf"|(?P<kanji>(?<![一二三四五六七八九十百千万億兆〇第]){_KANJI_NUM}))")
 _KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
 _KANJI_SMALL = {"十": 10, "百": 100, "千": 1000}
@@ -499,7 +503,8 @@ _KO_UNIT = re.compile(
 _KO_SKIP_AFTER = re.compile(
     r"\s?(?:월|일|시(?!간)|분(?!야)|위|등(?![가-힣])|번째|차(?!례)|호|대|세(?![가-힣])|조\b|°)|도(?!입)"
 )
-_KO_YEAR = re.compile(r"(?<!\d)((?:18|19|20)\d{2})\s?년(도)?")
+# 2023년, 2023년도 and the clipped '23년 (a year, never a figure).
+_KO_YEAR = re.compile(r"(?<!\d)(?:((?:18|19|20)\d{2})|['‘’](\d{2}))\s?년(도)?")
 _JA_UNIT = re.compile(
     r"(?:余|超|強)?(?:(?P<people>人|名)|(?P<JPY>円)|(?P<USD>米?ドル)|(?P<KRW>ウォン)|(?P<EUR>ユーロ)|(?P<GBP>ポンド)"
     r"|(?P<CNY>元)|(?P<points>%ポイント|ポイント|点)|(?P<percent>%|パーセント)|(?P<hours>時間)"
@@ -519,12 +524,14 @@ _JA_NEVER_AFTER = re.compile(r"(?:人|名)(?:当た?り|あたり|目)|[-.:/]\d+
 _CJK_RANK_BEFORE = re.compile(r"(?:上位|下位|トップ|상위|하위|톱)\s?$")
 # The denominator-then-numerator of a fraction (3분의 1, 3分の1) and the day of "2025. 7. 20.".
 _CJK_NEVER_BEFORE = re.compile(r"(?:분의|分の)\s?$|\d\.\s$")
+_HANGUL_BEFORE_JE = re.compile(r"[가-힣]제\s?$")
 _CJK_RANGE = re.compile(r"\s?[~～〜]\s?")
 _JA_YEAR = re.compile(r"(?<!\d)(?:((?:18|19|20)\d{2})|(令和|平成)(\d{1,2}|元))年(度)?")
 _ERAS = {"令和": 2018, "平成": 1988}
 _KO_PER = {"주": "week", "월": "month", "연": "year", "연간": "year", "시급": "hour", "월급": "month", "연봉": "year"}
 _JA_PER = {"週": "week", "月": "month", "月額": "month", "年収": "year", "年間": "year", "時給": "hour",
            "月給": "month"}
+_CJK_SINCE_AFTER = re.compile(r"\s?(?:이후|以降|以来)")
 _CJK_COMPARISON_AFTER = re.compile(r"\s?(?:대비|보다|比|に比べ|と比べ|と比較)")
 
 
@@ -573,12 +580,15 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
     per_map = _KO_PER if ko else _JA_PER
     years: list[YearMention] = []
     for ym in (_KO_YEAR if ko else _JA_YEAR).finditer(text):
-        if ko or ym.group(1):
+        if ko:
+            y = int(ym.group(1)) if ym.group(1) else 2000 + int(ym.group(2))
+        elif ym.group(1):
             y = int(ym.group(1))
         else:
             y = _ERAS[ym.group(2)] + (1 if ym.group(3) == "元" else int(ym.group(3)))
         comparison = bool(_CJK_COMPARISON_AFTER.match(text, ym.end()))
-        years.append(YearMention(ym.start(), ym.end(), y, comparison))
+        since = bool(_CJK_SINCE_AFTER.match(text, ym.end()))
+        years.append(YearMention(ym.start(), ym.end(), y, comparison, since))
     year_spans = [(y.start, y.end) for y in years]
     figures: list[RawFigure] = []
     for m in num_re.finditer(text):
@@ -588,8 +598,11 @@ def _cjk_figures(text: str, lang: str) -> tuple[list[RawFigure], list[YearMentio
         if any(s <= start < e for s, e in year_spans):
             continue
         prev = text[max(0, start - 3):start]
-        if prev.endswith(("제", "第", "第 ", "제 ")):
-            continue
+        if prev.endswith(("第", "第 ")) or (prev.endswith(("제", "제 ")) and not _HANGUL_BEFORE_JE.search(prev)):
+            continue  # 第3回, 제2조: ordinals (but 점수제 200점 is a points figure)
+        if (text[end:end + 1] == "." and not text[end + 1:end + 2].isdigit() and not text[end + 1:end + 2].isspace()
+                and (start == 0 or not text[start - 1].isalnum()) and not unit_re.match(text, end)):
+            continue  # "6.建設業": the number of a list item
         if never_re.match(text, end) or _CJK_NEVER_BEFORE.search(text, max(0, start - 3), start):
             continue
         if text[start] == "0" and text[start + 1:start + 2].isdigit():  # 06236, 001335263: codes
@@ -679,12 +692,34 @@ def assign_years(figures: list[RawFigure], years: list[YearMention], starts: lis
             in_sentence = years[bisect.bisect_left(year_starts, s0):bisect.bisect_left(year_starts, s1)]
         else:
             in_sentence = [y for y in years if s0 <= y.start < s1]
+        in_sentence = [y for y in in_sentence if not y.since]
         if not in_sentence:
             continue
+        if f.unit in DURATION_UNITS and f.per is None:
+            continue  # a duration is a rule ("stay five years"), not a count of some year
         chosen = (_cjk_year(f, in_sentence, figures, clause_starts, s0, s1) if cjk
                   else _en_year(f, in_sentence, figures, fig_starts))
-        if chosen is not None:
+        if chosen is not None and not _relative_year(text, f, chosen, cjk):
             f.year = chosen.year
+
+
+DURATION_UNITS = frozenset(("hours", "days", "weeks", "months", "years"))
+# A relative year next to a figure ("2,000 last year", 지난해 6만9000명, 昨年の5000人) is not the year the
+# sentence states for another figure.
+_EN_RELATIVE_AFTER = re.compile(
+    r"\s*(?:\w+\s+)?(?:in\s+|for\s+|of\s+)?(?:the\s+)?(?:last|this|next|previous|past|current|coming)\s+"
+    r"(?:fiscal\s+)?year\b", re.I)
+_CJK_RELATIVE = re.compile(r"(?:지난해|작년|올해|금년|내년|전년|昨年|今年|来年|前年|本年)(?:도|度)?")
+
+
+def _relative_year(text: str, f: RawFigure, chosen: YearMention, cjk: bool) -> bool:
+    """Whether a relative year ("last year", 올해) names the figure's year, after the year `chosen` for it."""
+    if not text:
+        return False
+    if not cjk:
+        return bool(_EN_RELATIVE_AFTER.match(text, f.end, f.end + 40)) and chosen.start < f.start
+    window_start = max(chosen.end if chosen.end <= f.start else 0, f.start - 12)
+    return bool(_CJK_RELATIVE.search(text, window_start, f.start))
 
 
 def _en_year(f: RawFigure, in_sentence: list[YearMention], figures: list[RawFigure],

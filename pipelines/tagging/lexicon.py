@@ -18,7 +18,7 @@ from pathlib import Path
 TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomy"
 BUNDLED_FILES = ("visas.toml", "sectors.toml", "places.toml")
 KINDS = ("visa", "sector", "country", "org")
-ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues")
+ALIAS_FIELDS = ("en", "codes", "ko", "ja", "ambiguous", "cues", "subtype_refs", "exclude")
 _ID_RE = {
     "visa": re.compile(r"^[A-Z]{2}:[A-Z0-9][A-Z0-9-]*$"),
     "org": re.compile(r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9-]*$"),
@@ -42,21 +42,30 @@ class Entry:
     country: str | None = None
     name: str = ""
     context: tuple[str, ...] = ()
+    parent: str | None = None
+    """The id this one is a sub-type or a finer field of (JP:HSP-1B -> JP:HSP-1, batteries -> other):
+    alert rules and searches on the parent match it too."""
+    rolls_up: bool = False
+    """Whether it counts as its parent where tags are compared (Japan's HSP sub-types, O-1A/O-1B), as
+    opposed to a sub-type kept distinct (KR:E-7-4, JP:SSW-1); finer sectors always roll up."""
 
 
 @dataclass(frozen=True)
 class Alias:
-    """How an alias refers to an entry: `ambiguous` aliases need a context country; `cue` ones only give context."""
+    """How an alias refers to an entry: `ambiguous` aliases need a context country; `cue` ones only give
+    context; `subtype_ref` ones ("No. 1") count only after the entry's parent is named."""
 
     entry: Entry
     ambiguous: bool = False
     cue: bool = False
+    subtype_ref: bool = False
 
 
 def _key(text: str, fold: bool) -> str:
-    """Lookup key of an alias or a matched text: whitespace removed, optionally lower-cased."""
+    """Lookup key of an alias or a matched text: whitespace removed; folded keys are also lower-cased and
+    lose hyphens, so "Top-Tier Visa" and "top tier visa" are one name."""
     text = _WS.sub("", text)
-    return text.lower() if fold else text
+    return text.replace("-", "").lower() if fold else text
 
 
 @dataclass
@@ -201,7 +210,10 @@ def _tokens(alias: str, case_sensitive: bool) -> list[str]:
     cjk = not alias.isascii()
     out = []
     for ch in alias:
-        if ch.isspace():
+        if not cjk and not case_sensitive and ch in " -":
+            # Hyphen variants of a name: "Top-Tier", "Top Tier", "top tier" (and line breaks).
+            out.append(r"[\s-]+")
+        elif ch.isspace():
             # Korean writes 톱티어 비자 and 톱티어비자; English may break lines inside a name.
             out.append(r"\s?" if cjk else r"\s+")
         elif not case_sensitive and ch.isascii() and ch.isalpha():
@@ -262,9 +274,48 @@ class Taxonomy:
         files = [TAXONOMY_DIR / name for name in BUNDLED_FILES] + [Path(p) for p in extra_files]
         for path in files:
             _load_file(path, entries, lexicons)
+        _check_parents(entries, files)
         for lex in lexicons.values():
             lex.compile()
         return cls(entries, lexicons, files)
+
+    def ancestors(self, kind: str, eid: str) -> list[str]:
+        """The parents of an id, nearest first (KR:E-7-4 -> [KR:E-7]; JP:HSP-1A -> [JP:HSP-1, JP:HSP])."""
+        found: list[str] = []
+        entry = self.entries[kind].get(eid)
+        while entry is not None and entry.parent:
+            found.append(entry.parent)
+            entry = self.entries[kind].get(entry.parent)
+        return found
+
+    def descendants(self, kind: str, eid: str) -> tuple[str, ...]:
+        """Every id below `eid` (its sub-types, theirs ...), in taxonomy order: what a rule on it also matches."""
+        return tuple(other for other in self.entries[kind] if other != eid and eid in self.ancestors(kind, other))
+
+    def compared_id(self, kind: str, eid: str) -> str:
+        """The id a tag counts as where tags are compared: finer sectors as their top parent, visa
+        sub-types marked `rolls_up` as their parent (JP:HSP-1B -> JP:HSP), other ids as themselves."""
+        entry = self.entries[kind].get(eid)
+        while entry is not None and entry.parent and (kind == "sector" or entry.rolls_up):
+            eid = entry.parent
+            entry = self.entries[kind].get(eid)
+        return eid
+
+
+def _check_parents(entries: dict[str, dict[str, Entry]], files: list[Path]) -> None:
+    """Every `parent` names a known id of the same kind, and no id is its own ancestor."""
+    where = ", ".join(str(f) for f in files[len(BUNDLED_FILES):]) or str(TAXONOMY_DIR)
+    for kind, table in entries.items():
+        for entry in table.values():
+            seen = {entry.id}
+            parent = entry.parent
+            while parent:
+                if parent not in table:
+                    raise TaxonomyError(f"{where}: [[{kind}]] {entry.id}: unknown parent {parent!r}")
+                if parent in seen:
+                    raise TaxonomyError(f"{where}: [[{kind}]] {entry.id}: parents form a loop through {parent!r}")
+                seen.add(parent)
+                parent = table[parent].parent
 
 
 def _load_file(path: Path, entries: dict[str, dict[str, Entry]], lexicons: dict[str, Lexicon]) -> None:
@@ -294,16 +345,20 @@ def _load_file(path: Path, entries: dict[str, dict[str, Entry]], lexicons: dict[
 def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, Entry], lex: Lexicon) -> None:
     """Validate one [[kind]] table and register its aliases; a known id gets the extra aliases."""
     where = f"{path}: [[{kind}]] #{i}"
-    known = {"id", "country", "name", "context", *ALIAS_FIELDS}
+    known = {"id", "country", "name", "context", "parent", "rolls_up", *ALIAS_FIELDS}
     extra = set(table) - known
     if extra:
         raise TaxonomyError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
     eid = table.get("id")
     if not isinstance(eid, str) or not _ID_RE[kind].match(eid):
         raise TaxonomyError(f"{where}: missing or malformed id {eid!r}")
-    for name in ("country", "name"):
+    for name in ("country", "name", "parent"):
         if name in table and not isinstance(table[name], str):
             raise TaxonomyError(f"{where} ({eid}): `{name}` must be a string")
+    if "rolls_up" in table and not isinstance(table["rolls_up"], bool):
+        raise TaxonomyError(f"{where} ({eid}): `rolls_up` must be true or false")
+    if "parent" in table and kind not in ("visa", "sector"):
+        raise TaxonomyError(f"{where} ({eid}): only visas and sectors have a `parent`")
     for name in (*ALIAS_FIELDS, "context"):
         value = table.get(name, [])
         if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
@@ -319,10 +374,16 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
         entries[eid] = entry
     elif table.get("name"):
         entry.name = table["name"]
+    if table.get("parent"):
+        entry.parent = table["parent"]
+    if "rolls_up" in table:
+        entry.rolls_up = table["rolls_up"]
     entry.context = tuple(dict.fromkeys((*entry.context, *table.get("context", []))))
     if table.get("ambiguous") and not entry.context:
         raise TaxonomyError(f"{where} ({eid}): `ambiguous` aliases need a `context` list of countries")
     plain, ambiguous, cue = Alias(entry), Alias(entry, ambiguous=True), Alias(entry, cue=True)
+    if table.get("subtype_refs") and not entry.parent:
+        raise TaxonomyError(f"{where} ({eid}): `subtype_refs` need a `parent` to refer back to")
     for alias in table.get("en", []):
         # A capitalised acronym in `en` ("AI", "NHS") must keep its case to avoid "ai"/"nhs" in words.
         lex.add(alias, plain, case_sensitive=alias.isupper() and len(alias) <= 5)
@@ -334,3 +395,8 @@ def _add_entry(path: Path, kind: str, i: int, table: dict, entries: dict[str, En
         lex.add(alias, ambiguous, case_sensitive=alias.isupper() or not alias.isascii())
     for alias in table.get("cues", []):
         lex.add(alias, cue, case_sensitive=True)
+    for alias in table.get("exclude", []):
+        # Longer phrases that contain an alias and name nothing ("health insurance"): matched, then dropped.
+        lex.add(alias, cue, case_sensitive=False)
+    for alias in table.get("subtype_refs", []):
+        lex.add(alias, Alias(entry, subtype_ref=True), case_sensitive=not alias.isascii())

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from pipelines.lang import detect_language
 from pipelines.tagging.figures import RawFigure, assign_years, find_figures
-from pipelines.tagging.lexicon import Alias, Entry, Taxonomy, TaxonomyError
+from pipelines.tagging.lexicon import Alias, Entry, Lexicon, Taxonomy, TaxonomyError
+from pipelines.tagging.metrics import MetricVocabulary
 from pipelines.tagging.textnorm import Normalized, sentence_bounds, sentence_starts
 from pipelines.text import replace_surrogates
 
@@ -82,6 +83,9 @@ class Figure:
     """Rate period: "month" for "S$5,600 a month", "week" for "28 hours a week" / 週28時間."""
     value_max: float | None = None
     """Upper bound of a range ("5 to 10 weeks": value 5, value_max 10)."""
+    metric: str = "other"
+    """What the figure counts, one of the metric vocabulary (`taxonomy/metrics.toml`): "recognitions",
+    "quota", "salary_threshold" ..., taken from the words of its sentence."""
 
 
 @dataclass
@@ -108,7 +112,7 @@ class TagResult:
             ],
             "figures": [
                 {"text": f.text, "start": f.start, "end": f.end, "value": f.value, "unit": f.unit,
-                 "year": f.year}
+                 "year": f.year, "metric": f.metric}
                 for f in self.figures
             ],
         }
@@ -131,6 +135,7 @@ class Tagger:
         self.org_ids: set[str] = set(self.taxonomy.entries["org"])
         self._families: dict[str, str] = {vid: _family(vid, self.visa_ids) for vid in self.visa_ids}
         self._nlp: dict[str, Language] = {}
+        self.metrics = MetricVocabulary.load()
 
     @classmethod
     def load(cls, extra_taxonomy_files: Sequence[Path] = ()) -> Tagger:
@@ -147,21 +152,29 @@ class Tagger:
         entry = self.taxonomy.entries["visa"].get(visa_id)
         return entry.name if entry else None
 
+    def subtypes(self, kind: str, eid: str) -> tuple[str, ...]:
+        """The ids that count as `eid` (kind "visa" or "sector") in rules and searches: its sub-types and
+        finer fields, transitively (JP:HSP -> JP:HSP-1, JP:HSP-1A ...; other -> batteries ...)."""
+        return self.taxonomy.descendants(kind, eid)
+
     def visa_family(self, visa_id: str) -> str:
         """The id heading a visa's family (JP:HSP-1A -> JP:HSP, KR:E-7-4 -> KR:E-7); the id itself if it has none."""
         return self._families.get(visa_id, visa_id)
 
-    def tag(self, text: str, lang: str | None = None) -> TagResult:
-        """Tag one text; `lang` None means detect it from the text.
+    def tag(self, text: str, lang: str | None = None, country: str | None = None) -> TagResult:
+        """Tag one text; `lang` None means detect it from the text; `country` (ISO alpha-2) is the source's
+        country, which settles short forms like "EP" or "Gold Card" as a country named in the text would.
 
         The same patterns and results as `tag_many`, without building the spaCy `Doc`: the crawl
         tags one article at a time as it arrives and keeps only the tags, and a Doc per article
         would cost more than the tagging itself (and grow the vocabulary of a long-running daemon).
         """
-        return self._tag(text, lang)
+        return self._tag(text, lang, country=country)
 
-    def tag_many(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[TagResult]:
-        """Tag (text, lang) pairs lazily, in order, in this process, batched with `nlp.pipe`.
+    def tag_many(self, texts: Iterable[tuple[str, str | None]] | Iterable[tuple[str, str | None, str | None]],
+                 batch_size: int = 64) -> Iterator[TagResult]:
+        """Tag (text, lang) or (text, lang, source country) tuples lazily, in order, in this process,
+        batched with `nlp.pipe`.
 
         Each result is the `doc.user_data["tags"]` of the spaCy `Doc` `docs()` yields for it.
         """
@@ -169,7 +182,7 @@ class Tagger:
             yield doc.user_data["tags"]
 
     # ------------------------------------------------------------------ core
-    def _tag(self, text: str, lang: str | None, doc: Doc | None = None) -> TagResult:
+    def _tag(self, text: str, lang: str | None, doc: Doc | None = None, country: str | None = None) -> TagResult:
         """Tag `text`; with `doc` (the spaCy Doc of `text`), also mark its sentence starts."""
         if lang is None:
             lang = detect_language(text, None)
@@ -184,6 +197,9 @@ class Tagger:
         lexicons = self.taxonomy.lexicons
         counts: dict[str, float] = dict(_LANG_PRIOR.get(lang or "", {}))
         prior = dict(counts)
+        if country:
+            # The source's country makes its short forms clear, like a country named once in the text.
+            counts[country.upper()] = counts.get(country.upper(), 0) + 1
 
         sentences: dict[int, str] = {}
 
@@ -224,19 +240,16 @@ class Tagger:
                 s, o0, o1 = original(ms, me)
                 result.orgs.append(EntityMention(s, o0, o1, entry.id, sentence(ms)))
 
-        visa_spans: list[tuple[int, int, str]] = []
-        for ms, me, mt in lexicons["visa"].finditer(t):
-            entry = _resolve(lexicons["visa"].lookup(mt), counts, prior)
-            if entry is None:
-                continue
-            visa_spans.append((ms, me, entry.id))
+        visa_spans = self._visa_spans(t, counts, prior)
+        for ms, me, vid in visa_spans:
+            entry = self.taxonomy.entries["visa"][vid]
             s, o0, o1 = original(ms, me)
             result.visas.append(VisaMention(s, o0, o1, entry.id, entry.country or "", entry.name, sentence(ms)))
         # Visa matches never overlap and come in order, so their ends ascend too (for bisect).
         visa_starts = [v[0] for v in visa_spans]
         visa_ends = [v[1] for v in visa_spans]
         for ms, me, mt in lexicons["sector"].finditer(t):
-            aliases = lexicons["sector"].lookup(mt)
+            aliases = [a for a in lexicons["sector"].lookup(mt) if not a.cue]
             # Words inside a visa's name ("EPA nurse candidates") or naming a visa type ("student
             # visa") say nothing about a sector.
             if aliases and not _overlaps(visa_starts, visa_ends, ms, me) and not _VISA_WORD.match(t, me):
@@ -247,14 +260,57 @@ class Tagger:
         raw = [f for f in raw if not _overlaps(visa_starts, visa_ends, f.start, f.end)]
         assign_years(raw, years, starts, len(t), t, lang)
         context = _VisaContext(t, visa_spans, visa_starts, starts, self._families)
+        metrics = self.metrics.finder(t, lang)
         for f in raw:
             s, o0, o1 = original(f.start, f.end)
             visa = _figure_visa(f, visa_spans, visa_starts, starts, len(t))
             if visa is None and visa_spans:
                 visa = context.visa_before(f.start)
+            s0, s1 = sentence_bounds(starts, f.start, len(t))
+            named = bisect_left(visa_starts, s1) > bisect_left(visa_starts, s0)
+            metric = metrics.metric(s0, s1, f.start, f.end, f.unit, f.per, named)
             result.figures.append(Figure(s, o0, o1, f.value, f.unit, f.year, sentence(f.start), visa, f.per,
-                                         f.value_max))
+                                         f.value_max, metric))
         return result
+
+    def _visa_spans(self, t: str, counts: dict[str, float], prior: dict[str, float]) -> list[tuple[int, int, str]]:
+        """(start, end, visa id) of the visas named in normalised text `t`, in order, never overlapping.
+
+        Names from the lexicon and quoted names before a visa word ("top-tier" visa); an unambiguous
+        name makes its country clear for the short forms of that country (an EP next to an S Pass);
+        a sub-type back-reference ("the No. 1 category") counts when its parent was named before; an
+        attached parenthetical code or acronym joins the name it follows (`Employment Pass (EP)`).
+        """
+        lexicon = self.taxonomy.lexicons["visa"]
+        found = [(ms, me, aliases) for ms, me, mt in lexicon.finditer(t) if (aliases := lexicon.lookup(mt))]
+        quoted = _quoted_visas(t, lexicon, found)
+        if quoted:
+            found = sorted(found + quoted, key=lambda f: f[0])
+        for _ms, _me, aliases in found:
+            named = {a.entry.country for a in aliases if not (a.cue or a.ambiguous or a.subtype_ref)}
+            if len(named) == 1 and (country := named.pop()):
+                counts[country] = counts.get(country, 0) + 0.5
+        spans: list[tuple[int, int, str]] = []
+        for ms, me, aliases in found:
+            entry = _resolve(aliases, counts, prior)
+            if entry is None:
+                entry = self._subtype_ref(aliases, spans)
+            if entry is not None:
+                spans.append((ms, me, entry.id))
+        return _join_parentheticals(t, spans, self._families)
+
+    def _subtype_ref(self, aliases: list[Alias], before: list[tuple[int, int, str]]) -> Entry | None:
+        """The sub-type a back-reference ("No. 2", "1号") names: the one whose parent's family was named
+        most recently before it; None when no such family was named."""
+        refs = [a.entry for a in aliases if a.subtype_ref]
+        if not refs:
+            return None
+        for _s, _e, vid in reversed(before):
+            family = self._families.get(vid, vid)
+            for entry in refs:
+                if self._families.get(entry.id, entry.id) == family:
+                    return entry
+        return None
 
     # ------------------------------------------------------------------ spaCy
     def nlp(self, lang: str) -> Language:
@@ -276,17 +332,20 @@ class Tagger:
             self._nlp[key] = nlp
         return self._nlp[key]
 
-    def docs(self, texts: Iterable[tuple[str, str | None]], batch_size: int = 64) -> Iterator[Doc]:
-        """spaCy `Doc`s for (text, lang) pairs, batched with `nlp.pipe` per language run, in order.
+    def docs(self, texts: Iterable[tuple[str, str | None]] | Iterable[tuple[str, str | None, str | None]],
+             batch_size: int = 64) -> Iterator[Doc]:
+        """spaCy `Doc`s for (text, lang[, source country]) tuples, batched with `nlp.pipe` per language run, in order.
 
         Sentence starts come from the stage's splitter; each doc has
         `doc.spans["visa"|"sector"|"country"|"org"|"figure"]` (labels: visa id, sector id, country
         code, org id, unit) and `doc.user_data["tags"]` = the TagResult.
         """
-        def runs() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
-            run: list[tuple[str, str | None]] = []
+        def runs() -> Iterator[tuple[str, list[tuple[str, str | None, str | None]]]]:
+            run: list[tuple[str, str | None, str | None]] = []
             run_lang = None
-            for text, lang in texts:
+            for item in texts:
+                text, lang = item[0], item[1]
+                country = item[2] if len(item) > 2 else None
                 if lang is None:
                     lang = detect_language(text, None)
                 key = lang if lang in ("en", "ko", "ja") else "en"
@@ -294,14 +353,14 @@ class Tagger:
                     yield run_lang, run
                     run = []
                 run_lang = key
-                run.append((text, lang))
+                run.append((text, lang, country))
             if run:
                 yield run_lang, run
 
         for key, run in runs():
             nlp = self.nlp(key)
-            for doc, (text, lang) in zip(nlp.pipe(t for t, _ in run), run, strict=True):
-                _attach_spans(doc, self._tag(text, lang, doc))
+            for doc, (text, lang, country) in zip(nlp.pipe(t for t, _, _ in run), run, strict=True):
+                _attach_spans(doc, self._tag(text, lang, doc, country))
                 yield doc
 
 
@@ -386,7 +445,7 @@ def _resolve(aliases: list[Alias], counts: dict[str, float], prior: dict[str, fl
     country the text names most (then the language's country, then taxonomy order)."""
     candidates: list[Entry] = []
     for a in aliases:
-        if a.cue:
+        if a.cue or a.subtype_ref:
             continue
         # The English prior (0.1) only breaks ties; it does not make "gold card" Taiwan's or America's.
         if a.ambiguous and not any(counts.get(c, 0) >= 0.5 for c in a.entry.context):
@@ -415,6 +474,53 @@ def _figure_visa(f: RawFigure, visas: list[tuple[int, int, str]], visa_starts: l
         return here[0][1]
     before = [vid for s, vid in here if s < f.start]
     return before[-1] if before else here[0][1]
+
+
+# A quoted name right before a visa word: "top-tier" visa, 'golden' visas, 「留学」ビザ.
+_QUOTED_NAME = re.compile(
+    r"[\"“”'‘’「『]([^\"“”'‘’「」『』\n]{2,40})[\"“”'‘’」』]\s?(?=(?:[Vv]isas?|비자|ビザ)(?![A-Za-z]))")
+# Between a name and the parenthetical that belongs to it: `Employment Pass (EP)`, `"HSFP" (HSP)`, 숙련기능인력(E-7-4).
+_PAREN_OPEN = re.compile(r"[\"”’']?\s?\(\s?")
+_PAREN_CLOSE = re.compile(r"\s?\)")
+_SUBCLASS_CODE = re.compile(r"(?i)subclass\s?\d+")
+
+
+_Found = list[tuple[int, int, list[Alias]]]
+
+
+def _quoted_visas(t: str, lexicon: Lexicon, found: _Found) -> _Found:
+    """Quoted names before a visa word that the lexicon knows with or without that word, where no name
+    was found already ("top-tier" visa, 'Top Tier' visa, "golden" visas)."""
+    if '"' not in t and "'" not in t and not any(q in t for q in "“‘「『"):
+        return []
+    starts = [f[0] for f in found]
+    ends = [f[1] for f in found]
+    extra = []
+    for m in _QUOTED_NAME.finditer(t):
+        name = m.group(1).strip()
+        aliases = lexicon.lookup(name + " visa") or lexicon.lookup(name)
+        if aliases and not _overlaps(starts, ends, m.start(1), m.end(1)):
+            extra.append((m.start(1), m.start(1) + len(m.group(1).rstrip()), aliases))
+    return extra
+
+
+def _join_parentheticals(t: str, spans: list[tuple[int, int, str]],
+                         families: dict[str, str]) -> list[tuple[int, int, str]]:
+    """Join a visa name and an attached parenthetical naming the same visa family (or a subclass number)
+    into one span with the name's id: `Employment Pass (EP)`, `Temporary Skill Shortage (Subclass 482)`."""
+    out: list[tuple[int, int, str]] = []
+    for span in spans:
+        if out:
+            s0, e0, id0 = out[-1]
+            opened = _PAREN_OPEN.match(t, e0)
+            if opened and opened.end() == span[0] and "(" in opened.group():
+                closed = _PAREN_CLOSE.match(t, span[1])
+                same = families.get(id0, id0) == families.get(span[2], span[2])
+                if closed and (same or _SUBCLASS_CODE.fullmatch(t, span[0], span[1])):
+                    out[-1] = (s0, closed.end(), id0)
+                    continue
+        out.append(span)
+    return out
 
 
 def _family(visa_id: str, visa_ids: set[str]) -> str:
