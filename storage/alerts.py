@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from storage.db import utc_now
-from storage.queries import SearchFilters, filter_clauses, fts_match_clause
+from storage.queries import SearchFilters, filter_clauses, match_condition
 from storage.writes import transaction
 
 ARTICLE_COLUMNS = ("id", "title", "url", "source", "published_at", "fetched_at", "lang", "text", "content_hash")
@@ -69,9 +69,11 @@ def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]
     clauses: list[str] = []
     params: list[Any] = []
     if conditions.query:
-        sql, values = fts_match_clause(conditions.query)
-        clauses.append(sql)
-        params += values
+        # Checked per article (an FTS lookup by rowid), not the index's whole match list: after a crawl
+        # only the new articles are looked at.
+        match = match_condition(conditions.query)
+        clauses.append(match.check)
+        params += match.params
     # The search filters' SQL, so that `KR:*`, a visa's country and the
     # source's country mean the same in alerts as in `monitor search`.
     for name, values in (("visa", conditions.visas), ("sector", conditions.sectors),
@@ -222,7 +224,10 @@ def matching_articles(
         clauses.append("coalesce(a.published_at, a.fetched_at) >= ?")
         params.append(since)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {', '.join('a.' + c for c in ARTICLE_COLUMNS)} FROM articles a{where} ORDER BY a.id"
+    # After a baseline, the articles above it are read by id (NOT INDEXED keeps SQLite from walking a
+    # source's or the date index over the whole database instead) and the rule checked on each.
+    table = "articles a NOT INDEXED" if after_id is not None else "articles a"
+    sql = f"SELECT {', '.join('a.' + c for c in ARTICLE_COLUMNS)} FROM {table}{where} ORDER BY a.id"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from storage.queries import cjk_grams
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -75,6 +76,7 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
         raise StorageError(f"cannot open database {path}: {exc}") from None
     db = sqlite_utils.Database(conn)
     try:
+        register_functions(conn)
         _enable_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -83,6 +85,12 @@ def open_db(path: str | Path) -> sqlite_utils.Database:
         conn.close()
         raise disk_full(exc, path) or StorageError(f"cannot use database {path}: {exc}") from None
     return db
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Give `conn` the SQL functions the schema's triggers call (`cjk_grams` fills `articles_cjk_grams`):
+    a connection without them cannot store articles, rather than store them half-indexed."""
+    conn.create_function("cjk_grams", 2, cjk_grams, deterministic=True)
 
 
 def _enable_wal(conn: sqlite3.Connection, attempts: int = 100) -> None:

@@ -7,6 +7,9 @@ Never edit a migration that has shipped: append a new one.
 
 from __future__ import annotations
 
+# Kana, Han and Hangul (and half-width katakana): the characters `articles_cjk_grams` indexes.
+_CJK_GLOB = "'*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff66-\uff9f]*'"
+
 MIGRATIONS: list[str] = [
     # 1: the core tables.
     """
@@ -240,6 +243,38 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE figures ADD COLUMN metric TEXT;
     CREATE INDEX figures_metric ON figures(metric);
+    """,
+    # 11 (issue 10): search at a million articles. Indexes that let a selective tag filter drive a
+    # search and answer the filters' EXISTS from the index alone (mentions_kind_label is replaced by
+    # one that also holds article_id; the NOCASE one serves `--visa KR:*`, a case-insensitive LIKE
+    # prefix); the date every unranked listing sorts by; the source country. And an index of the one-
+    # and two-character substrings of Japanese, Chinese and Korean text, which neither FTS5 tokenizer
+    # finds (trigram needs three): the words are the distinct characters and character pairs of each
+    # run of those scripts (`storage.queries.cjk_grams`, a Python function every connection of
+    # `open_db` registers; existing rows are filled here). It only picks candidates: a search still
+    # checks them with the substring test, so rows it keeps after an article changed or went (it is
+    # contentless, with nothing to delete by) cost a check, never a wrong result.
+    f"""
+    DROP INDEX mentions_kind_label;
+    CREATE INDEX mentions_kind_label_article ON mentions(kind, label, article_id);
+    CREATE INDEX mentions_kind_label_nocase ON mentions(kind, label COLLATE NOCASE, article_id);
+    CREATE INDEX mentions_kind_country ON mentions(kind, country, article_id);
+    CREATE INDEX articles_date ON articles(coalesce(published_at, fetched_at));
+    CREATE INDEX articles_country ON articles(country);
+    CREATE VIRTUAL TABLE articles_cjk_grams USING fts5(
+        grams, content='', columnsize=0, detail='none', tokenize='ascii'
+    );
+    INSERT INTO articles_cjk_grams(rowid, grams)
+        SELECT id, cjk_grams(title, text) FROM articles
+        WHERE coalesce(title, '') || text GLOB {_CJK_GLOB};
+    CREATE TRIGGER articles_cjk_grams_ai AFTER INSERT ON articles
+    WHEN coalesce(new.title, '') || new.text GLOB {_CJK_GLOB} BEGIN
+        INSERT INTO articles_cjk_grams(rowid, grams) VALUES (new.id, cjk_grams(new.title, new.text));
+    END;
+    CREATE TRIGGER articles_cjk_grams_au AFTER UPDATE OF title, text ON articles
+    WHEN coalesce(new.title, '') || new.text GLOB {_CJK_GLOB} BEGIN
+        INSERT INTO articles_cjk_grams(rowid, grams) VALUES (new.id, cjk_grams(new.title, new.text));
+    END;
     """,
 ]
 
