@@ -177,9 +177,10 @@ def visa_id_problem(visa: str, tagger: TaggerIds, countries: set[str] | None = N
 
 
 def expand_visa(visa: str, tagger: TaggerIds) -> list[str]:
-    """The visa ids `visa` names: itself, or for `KR:*` every visa of that country (as search and rules read it)."""
+    """The visa ids `visa` names: itself and its sub-types (JP:HSP -> JP:HSP-1 ...), or for `KR:*` every visa of
+    that country (as search and rules read it)."""
     if not visa.endswith(":*"):
-        return [visa]
+        return [visa, *tagger.subtypes("visa", visa)]
     country = visa[:-2]
     return sorted(v for v in tagger.visa_ids if (tagger.visa_country(v) or v.partition(":")[0]) == country)
 

@@ -13,7 +13,7 @@ def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 def figure_rows(conn: sqlite3.Connection, visas: Sequence[str], unit: str | None = None,
-                since_year: int | None = None) -> list[dict[str, Any]]:
+                since_year: int | None = None, metric: str | None = None) -> list[dict[str, Any]]:
     """Every stored figure of the given visa ids with a year, with its article's title, link and source.
 
     Ordered by year, unit and value, so equal facts from different articles sit next to each other.
@@ -28,9 +28,12 @@ def figure_rows(conn: sqlite3.Connection, visas: Sequence[str], unit: str | None
     if since_year is not None:
         where.append("f.year >= ?")
         params.append(since_year)
+    if metric is not None:
+        where.append("f.metric = ?")
+        params.append(metric)
     cursor = conn.execute(
         f"""
-        SELECT f.id, f.article_id, f.value, f.unit, f.year, f.visa, f.text, f.sentence,
+        SELECT f.id, f.article_id, f.value, f.unit, f.metric, f.year, f.visa, f.text, f.sentence,
                a.title, coalesce(a.link, a.url) AS link, a.source, a.published_at
         FROM figures f JOIN articles a ON a.id = f.article_id
         WHERE {' AND '.join(where)}

@@ -57,6 +57,7 @@ def test_figures_shows_japans_hsp_recognitions_from_2012_to_2023(demo_db, capsys
     assert all(r["unit"] == "count" and r["visa"] == "JP:HSP" for r in rows)
     hsp_2023 = next(r for r in rows if r["year"] == 2023 and r["value"] == 46946)
     assert hsp_2023["sources"] == ["demo-isa-press"]
+    assert hsp_2023["metric"] == "recognitions"  # what the figure counts (figures.metric)
     assert "46,946" in hsp_2023["sentence"]
     assert len(hsp_2023["links"]) == len(hsp_2023["articles"]) == 1 and "/ja/press/" in hsp_2023["links"][0]
 
@@ -111,8 +112,8 @@ def test_figures_bad_year_is_a_usage_error(demo_db, capsys):
     assert exit_.value.code == 2 and "expected a year" in capsys.readouterr().err
 
 
-def _figure(article_id, value, source, year=2023, unit="count", visa="JP:HSP"):
-    return {"article_id": article_id, "value": value, "unit": unit, "year": year, "visa": visa,
+def _figure(article_id, value, source, year=2023, unit="count", visa="JP:HSP", metric="recognitions"):
+    return {"article_id": article_id, "value": value, "unit": unit, "year": year, "visa": visa, "metric": metric,
             "source": source, "title": f"t{article_id}", "link": f"https://example.org/{article_id}",
             "sentence": f"s{article_id}"}
 
@@ -123,16 +124,19 @@ def test_the_same_fact_from_several_articles_is_one_row_with_all_sources():
         _figure(4, 47500, "blog"),                       # 1.2% higher: another figure
         _figure(5, 46946, "isa", unit="people"),          # another unit
         _figure(6, 46946, "isa", year=2022),              # another year
+        _figure(7, 46946, "isa", metric="holders"),       # counts something else
     ])
-    assert [(r.key["year"], r.key["unit"], r.value) for r in rows] == [
-        (2022, "count", 46946), (2023, "count", 46946), (2023, "count", 47500), (2023, "people", 46946)]
-    merged = rows[1]
+    assert [(r.key["year"], r.key["metric"], r.key["unit"], r.value) for r in rows] == [
+        (2022, "recognitions", "count", 46946), (2023, "holders", "count", 46946),
+        (2023, "recognitions", "count", 46946), (2023, "recognitions", "count", 47500),
+        (2023, "recognitions", "people", 46946)]
+    merged = rows[2]
     assert merged.article_ids == [1, 3, 2] and merged.sources == ["isa", "nikkei"]
     assert merged.value == 46946  # the value most articles state
 
 
-def test_the_grouping_key_is_visa_unit_year():
-    assert GROUP_KEY == ("visa", "unit", "year")
+def test_the_grouping_key_is_visa_metric_unit_year():
+    assert GROUP_KEY == ("visa", "metric", "unit", "year")
 
 
 # ---------------------------------------------------------------- monitor report

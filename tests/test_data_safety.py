@@ -26,6 +26,7 @@ from monitor.daemon import Daemon
 from monitor.lock import acquire_lock
 from pipelines.tagging import Tagger
 from storage import open_db
+from storage.db import register_functions
 from storage.maintenance import backup_target, check_database, checkpoint, prune_candidates, wal_size
 from storage.schema import SCHEMA_VERSION
 from tests.hostile_server import HostileServer, Static
@@ -330,6 +331,7 @@ def test_the_daemon_maintenance_job_prunes_once_a_day_and_truncates_the_wal(db_c
     assert len(prune_candidates(sqlite3.connect(db_copy), 95)) == 0
     # Pruned today: the next run (5 minutes later) only checkpoints.
     conn = sqlite3.connect(db_copy)
+    register_functions(conn)  # the triggers that index short CJK words call it
     conn.execute("UPDATE articles SET text = 'back' WHERE id = 24")
     conn.commit()
     conn.close()

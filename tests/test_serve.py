@@ -77,6 +77,23 @@ def test_search_query_finds_what_monitor_search_finds(ui, demo_db, query, filter
         assert [row["id"] for row in rows] == [result["id"] for result in expected]
 
 
+@pytest.mark.parametrize(("kind", "parent"), [("visa", "JP:HSP"), ("sector", "other")])
+def test_search_query_on_a_parent_id_takes_its_sub_types_as_monitor_search_does(ui, demo_db, kind, parent):
+    from pipelines.tagging.lexicon import Taxonomy
+
+    subtypes = Taxonomy.load().descendants(kind, parent)
+    rows = canned(ui, "search", q="", **{name: (parent if name == kind else "") for name in
+                                          ("visa", "sector", "country", "lang", "since")})
+    conn = open_readonly(demo_db)
+    filters = SearchFilters(**{kind: parent, f"{kind}_subtypes": subtypes})
+    expected = search_articles(conn, "", filters, limit=1000)
+    only_parent = search_articles(conn, "", SearchFilters(**{kind: parent}), limit=1000)
+    assert sorted(row["id"] for row in rows) == sorted(result["id"] for result in expected)
+    assert set(r["id"] for r in only_parent) <= set(r["id"] for r in expected)
+    if kind == "sector":  # the demo has articles tagged with a finer field (batteries, robotics) and not `other`
+        assert len(expected) > len(only_parent)
+
+
 def test_search_query_with_a_bad_fts_query_says_why(ui):
     response = get(f"{ui}/monitor/search.json", q='"unbalanced', visa="", sector="", country="", lang="", since="")
     assert response.status_code == 400
@@ -133,6 +150,16 @@ def test_source_health_filters_by_state(ui):
     assert {row["name"] for row in rows} >= {"demo-desk-rss", "demo-isa-press"}
     ok_rows = canned(ui, "source_health", state="ok")
     assert ok_rows and all(row["state"] == "ok" for row in ok_rows)
+
+
+def test_a_search_with_no_results_is_an_empty_atom_feed(ui):
+    response = get(f"{ui}/monitor/search.atom", q="nosuchwordanywhere", visa="", sector="", country="", lang="",
+                   since="")
+    assert response.status_code == 200, response.text[:300]
+    feed = ET.fromstring(response.content)
+    ns = {"atom": "http://www.w3.org/2005/Atom"}
+    assert feed.findall("atom:entry", ns) == []
+    assert feed.find("atom:title", ns).text
 
 
 def test_search_as_an_atom_feed(ui):

@@ -16,14 +16,14 @@ from monitor.output import format_figure
 
 CHARTS_DIR = Path(__file__).with_name("charts")
 
-GROUP_KEY = ("visa", "unit", "year")
-"""The figure columns two figures must share to state the same fact. The one place to add a key
-(e.g. `metric`, once figures carry one): rows, sorting and output all follow this tuple."""
+GROUP_KEY = ("visa", "metric", "unit", "year")
+"""The figure columns two figures must share to state the same fact (`metric`: what the figure counts,
+recognitions, quota ...). The one place to add a key: rows, sorting and output all follow this tuple."""
 
 SAME_VALUE = 0.005
 """Two values within 0.5% of each other (relative to the larger) are the same figure."""
 
-TIMELINE_COLUMNS = ("year", "value", "unit", "visa", "articles", "sources", "sentence", "links")
+TIMELINE_COLUMNS = ("year", "value", "unit", "metric", "visa", "articles", "sources", "sentence", "links")
 """What `monitor figures` prints; the table leaves out `links` (the article URLs) to stay readable."""
 
 
@@ -97,8 +97,8 @@ def timeline_table(timeline: list[TimelineRow], fmt: str) -> tuple[tuple[str, ..
         if fmt == "table":
             value = format_figure({"value": row.value, "unit": ""}).strip()
             sentence = sentence if len(sentence) <= 120 else sentence[:119] + "…"
-        rows.append((row.key.get("year"), value, row.key.get("unit"), row.key.get("visa"), articles, sources,
-                     sentence, links))
+        rows.append((row.key.get("year"), value, row.key.get("unit"), row.key.get("metric"), row.key.get("visa"),
+                     articles, sources, sentence, links))
     if fmt == "table":
         return TIMELINE_COLUMNS[:-1], [r[:-1] for r in rows]
     return TIMELINE_COLUMNS, rows
@@ -118,6 +118,8 @@ def chart_with_data(name: str, values: list[dict[str, Any]], **overrides: Any) -
 
 
 def timeline_chart_values(timeline: list[TimelineRow]) -> list[dict[str, Any]]:
-    """The figure_timeline chart's rows: year, value, unit, sources (the spec's fields), plus visa and articles."""
+    """The figure_timeline chart's rows: year, value, unit, metric, sources (the spec's fields), plus visa and
+    articles."""
     return [{"year": r.key.get("year"), "value": r.value, "unit": r.key.get("unit"), "visa": r.key.get("visa"),
-             "sources": ", ".join(r.sources), "articles": len(r.article_ids)} for r in timeline]
+             "metric": r.key.get("metric"), "sources": ", ".join(r.sources), "articles": len(r.article_ids)}
+            for r in timeline]

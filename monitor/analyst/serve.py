@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -103,10 +104,31 @@ def _sql_search_kind(query: str | None) -> str:
         raise ValueError(str(exc)) from None
 
 
+@lru_cache(maxsize=1)
+def _bundled_taxonomy() -> Any:
+    from pipelines.tagging.lexicon import Taxonomy
+
+    return Taxonomy.load()
+
+
+@lru_cache(maxsize=256)
+def _covered_ids(kind: str, wanted: str) -> frozenset[str]:
+    """`wanted` and the ids a filter on it takes in the bundled taxonomy: its sub-types and finer fields."""
+    return frozenset((wanted, *_bundled_taxonomy().descendants(kind, wanted)))
+
+
+def _sql_covers(kind: str, wanted: str | None, label: str | None) -> int:
+    """1 when a filter on `wanted` takes `label`, as in `monitor search`: JP:HSP takes JP:HSP-1B."""
+    if not wanted or label is None:
+        return 0
+    return int(label in _covered_ids(kind, wanted))
+
+
 def register_sql_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions the canned `search` query uses (read-only: they look at their arguments only)."""
     conn.create_function("monitor_search_kind", 1, _sql_search_kind, deterministic=True)
     conn.create_function("monitor_substring_match", 3, substring_match, deterministic=True)
+    conn.create_function("monitor_covers", 3, _sql_covers, deterministic=True)
 
 
 class _SqlFunctionsPlugin:
@@ -118,10 +140,45 @@ class _SqlFunctionsPlugin:
         register_sql_functions(conn)
 
 
+def _render_atom(datasette: Datasette, request: Any, sql: str, columns: list[str], rows: list[Any],
+                 database: str, table: str | None, query_name: str | None, view_name: str,
+                 data: dict[str, Any]) -> Any:
+    """datasette-atom's renderer, except that no rows make a valid empty feed (it fails on max() of nothing)."""
+    import datasette_atom
+    from datasette.utils.asgi import Response
+    from feedgen.feed import FeedGenerator
+
+    if rows:
+        return datasette_atom.render_atom(datasette, request, sql, columns, rows, database, table, query_name,
+                                          view_name, data)
+    feed = FeedGenerator()
+    feed.id(request.url)
+    feed.link(href=request.url, rel="self")
+    feed.updated(datetime.now(UTC))
+    query = ((datasette.metadata(database=database) or {}).get("queries") or {}).get(query_name or "")
+    feed.title((query.get("title") if isinstance(query, dict) else None) or "policy-monitor")
+    return Response(feed.atom_str(pretty=True), content_type="application/xml; charset=utf-8", status=200)
+
+
+class _AtomPlugin:
+    """Datasette plugin: the `.atom` renderer of datasette-atom, with empty results handled (see _render_atom)."""
+
+    @staticmethod
+    @hookimpl
+    def register_output_renderer() -> dict[str, Any]:
+        import datasette_atom
+
+        return {"extension": "atom", "render": _render_atom, "can_render": datasette_atom.can_render_atom}
+
+
 def build_datasette(db_path: Path) -> Datasette:
     """A Datasette instance serving `db_path` read-only as `monitor`, configured by datasette.yaml."""
     if not pm.is_registered(_SqlFunctionsPlugin):
         pm.register(_SqlFunctionsPlugin, name="policy-monitor")
+    if not pm.is_registered(_AtomPlugin):
+        if pm.get_plugin("atom") is not None:
+            pm.unregister(name="atom")
+        pm.register(_AtomPlugin, name="policy-monitor-atom")
     metadata, settings = load_datasette_config()
     datasette = Datasette(metadata=metadata, settings=settings)
     # is_mutable: Datasette opens the file with SQLite's mode=ro (not immutable=1), so it sees

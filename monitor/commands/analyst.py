@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     figures = subparsers.add_parser("figures", help="a visa's figures over the years, one row per fact")
     figures.add_argument("--visa", metavar="ID", required=True, help="visa id such as JP:HSP, or JP:* for a country")
     figures.add_argument("--unit", metavar="U", help="only figures in this unit (count, percent, KRW, ...)")
+    figures.add_argument("--metric", metavar="M",
+                         help="only figures that count this (recognitions, quota, salary_threshold, ...)")
     figures.add_argument("--since", metavar="YEAR", type=_year, help="only figures for this year or later")
     figures.add_argument("--format", choices=FIGURE_FORMATS, default="table",
                          help="table, json, csv, or vega (a Vega-Lite spec with the data inlined)")
@@ -46,7 +48,7 @@ def handle_figures(args: argparse.Namespace) -> int:
     if problem:
         raise ConfigError(f"--visa: {problem}")
     conn = open_readonly(db_path(args))
-    timeline = build_timeline(figure_rows(conn, expand_visa(args.visa, tagger), args.unit, args.since))
+    timeline = build_timeline(figure_rows(conn, expand_visa(args.visa, tagger), args.unit, args.since, args.metric))
     conn.close()
     if args.format == "vega":
         spec = chart_with_data("figure_timeline", timeline_chart_values(timeline),
