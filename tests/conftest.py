@@ -9,6 +9,7 @@ import pytest
 
 from tests.analyst_ui import demo_db, ui  # noqa: F401  (fixtures: the web UI over a crawled demo database)
 from tests.browser import browser  # noqa: F401  (fixture: headless Chromium, or a skip saying why)
+from tests.postgres_server import postgres_url  # noqa: F401  (fixture: a new PostgreSQL database, or a skip)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
