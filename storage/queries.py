@@ -317,10 +317,13 @@ def _mention_condition(kind: str, labels: list[str]) -> _Condition:
 
 
 def _count(conn: sqlite3.Connection, condition: _Condition, cap: int) -> int:
-    """How many articles the condition's sources list, counting no further than `cap` (an upper bound)."""
+    """How many articles the condition's sources list (an upper bound), counting no further than `cap`."""
     count = 0
     for sql, params in condition.sources:
-        count += conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) LIMIT ?)", [*params, cap]).fetchone()[0]
+        count += conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) LIMIT ?)",
+                              [*params, cap - count]).fetchone()[0]
+        if count >= cap:
+            break
     return count
 
 
