@@ -556,8 +556,9 @@ class AlertSender:
         # digest went out: the slot being recorded, it goes into the next one.
         candidates = ledger.matching_articles(db.conn, compiled.conditions, after_id=start, up_to=newest,
                                               unsent_for=rule.name)
-        if not dry_run:
-            ledger.record_checked(db, rule.name, candidates[0]["id"] - 1 if candidates else newest)
+        checked_up_to = candidates[0]["id"] - 1 if candidates else newest
+        if not dry_run and checked_up_to > start:  # no write when nothing new was read
+            ledger.record_checked(db, rule.name, checked_up_to)
         if slot is not None:
             candidates = [a for a in candidates if a["fetched_at"] <= slot]
         if not candidates:
