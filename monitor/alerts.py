@@ -468,6 +468,7 @@ class AlertSender:
         try:
             baselines = self._baselines(db, dry_run)
             newest = ledger.newest_article_id(db.conn)
+            checked = ledger.rule_checkpoints(db.conn, [r.name for r in self.rules])
             now = self.now()
             server_down = False
             for compiled in self.rules:
@@ -476,7 +477,9 @@ class AlertSender:
                 is_digest = compiled.rule.mode != "immediate"
                 if (is_digest and not digests) or (not is_digest and not immediate):
                     continue
-                plan = self._plan(db, compiled, baselines.get(compiled.name, newest), now, dry_run, report)
+                # Articles up to the rule's checkpoint were read before: no match there is left unsent.
+                start = max(baselines.get(compiled.name, newest), checked.get(compiled.name, 0))
+                plan = self._plan(db, compiled, start, newest, now, dry_run, report)
                 for outgoing in plan:
                     if dry_run or stop.is_set() or server_down:
                         report.pending.append(outgoing)
@@ -532,9 +535,12 @@ class AlertSender:
                     compiled.name, outgoing.recipient, _ids(outgoing.article_ids), exc,
                     extra={"fields": {"event": "alert_failed", **fields}})
 
-    def _plan(self, db: Any, compiled: CompiledRule, baseline: int, now: datetime, dry_run: bool,
+    def _plan(self, db: Any, compiled: CompiledRule, start: int, newest: int, now: datetime, dry_run: bool,
               report: DeliveryReport) -> list[Outgoing]:
-        """The messages the rule has pending now."""
+        """The messages the rule has pending now, among the articles of id above `start` up to `newest`.
+
+        Moves the rule's checkpoint up to the first match not yet sent, so the next evaluation starts there.
+        """
         rule = compiled.rule
         moment = last_digest_slot(rule, self.config.timezone, now)
         slot = to_utc_iso(moment) if moment is not None else None
@@ -548,8 +554,13 @@ class AlertSender:
         # A slot's digest holds what was fetched by its time. fetched_at is read
         # before the article's transaction, so one may commit just after the
         # digest went out: the slot being recorded, it goes into the next one.
-        candidates = ledger.matching_articles(db.conn, compiled.conditions, after_id=baseline,
-                                              unsent_for=rule.name, stored_before=slot)
+        candidates = ledger.matching_articles(db.conn, compiled.conditions, after_id=start, up_to=newest,
+                                              unsent_for=rule.name)
+        checked_up_to = candidates[0]["id"] - 1 if candidates else newest
+        if not dry_run and checked_up_to > start:  # no write when nothing new was read
+            ledger.record_checked(db, rule.name, checked_up_to)
+        if slot is not None:
+            candidates = [a for a in candidates if a["fetched_at"] <= slot]
         if not candidates:
             return []
         candidates, copies = self._drop_copies_of_sent(db.conn, rule.name, candidates, now)

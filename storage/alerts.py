@@ -188,6 +188,25 @@ def rule_baselines(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, 
     return {name: first for name, (first, _) in registered_rules(conn, names).items()}
 
 
+def rule_checkpoints(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+    """`checked_up_to` of each registered rule among `names`: the articles up to it need no second look."""
+    names = list(names)
+    if not names:
+        return {}
+    rows = conn.execute(f"SELECT name, checked_up_to FROM alert_rules WHERE name IN ({','.join('?' * len(names))})",
+                        names).fetchall()
+    return {name: int(checked) for name, checked in rows}
+
+
+def record_checked(db: sqlite_utils.Database, rule: str, article_id: int) -> None:
+    """Note that every article of id up to `article_id` was read for `rule` and is either not a match or in
+    its ledger. Call it with the id before the first match not yet sent (or the last id read when none is
+    left): an article still to send stays above it, so it stays a candidate. Never moves back."""
+    with transaction(db):
+        db.conn.execute("UPDATE alert_rules SET checked_up_to = ? WHERE name = ? AND checked_up_to < ?",
+                        [article_id, rule, article_id])
+
+
 def newest_article_id(conn: sqlite3.Connection) -> int:
     """The highest article id stored, 0 for an empty database."""
     return int(conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0])
@@ -198,6 +217,7 @@ def matching_articles(
     conditions: RuleConditions,
     *,
     after_id: int | None = None,
+    up_to: int | None = None,
     unsent_for: str | None = None,
     stored_before: str | None = None,
     since: str | None = None,
@@ -205,7 +225,8 @@ def matching_articles(
 ) -> list[dict[str, Any]]:
     """Articles matching `conditions`, oldest first.
 
-    `after_id`: only ids above it (a rule's baseline). `unsent_for`: leave out
+    `after_id`: only ids above it (a rule's baseline or checkpoint). `up_to`: only
+    ids up to it. `unsent_for`: leave out
     articles already in the ledger for that rule. `stored_before`: only
     articles fetched before that ISO time (a digest's slot). `since`: only
     articles published (or, undated, fetched) at or after that ISO time.
@@ -214,6 +235,9 @@ def matching_articles(
     if after_id is not None:
         clauses.append("a.id > ?")
         params.append(after_id)
+    if up_to is not None:
+        clauses.append("a.id <= ?")
+        params.append(up_to)
     if unsent_for is not None:
         clauses.append("NOT EXISTS (SELECT 1 FROM alerts_sent s WHERE s.rule = ? AND s.article_id = a.id)")
         params.append(unsent_for)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ CANDIDATE_LIMIT = 4000
 """A condition that fewer articles than this meet drives a search: those articles are read and the other
 conditions checked on them. Otherwise articles are read newest first (FTS matches, for ranked word
 queries) and checked until enough match, which stops early because each condition is met by many."""
+RANK_FIRST_SHARE = 0.1
+"""A word query whose every filter is met by at least this share of the articles ranks its matches
+first and checks the filters on the best ones only (`_rank_then_filter`)."""
+RANK_FIRST_MAX_READ = 20000
+"""The most best matches `_rank_then_filter` reads; filters that would need more are checked first."""
 
 
 class QueryError(ValueError):
@@ -311,10 +317,13 @@ def _mention_condition(kind: str, labels: list[str]) -> _Condition:
 
 
 def _count(conn: sqlite3.Connection, condition: _Condition, cap: int) -> int:
-    """How many articles the condition's sources list, counting no further than `cap` (an upper bound)."""
+    """How many articles the condition's sources list (an upper bound), counting no further than `cap`."""
     count = 0
     for sql, params in condition.sources:
-        count += conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) LIMIT ?)", [*params, cap]).fetchone()[0]
+        count += conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) LIMIT ?)",
+                              [*params, cap - count]).fetchone()[0]
+        if count >= cap:
+            break
     return count
 
 
@@ -369,10 +378,34 @@ def search_articles(
 
 def _ranked_search(conn: sqlite3.Connection, query: str, conditions: list[_Condition], limit: int
                    ) -> list[dict[str, Any]]:
-    """Word query: bm25 over the FTS matches that pass the filters. A filter whose articles are not many
-    more than the query's matches is read once from its index and each match looked up in it; the others
-    are checked on each match (tag filters by its id alone, the rest on its row)."""
-    matches = _count(conn, match_condition(query), RANKED_COUNT_CAP)
+    """Word query: the best `limit` matches by bm25 that meet the filters, with their snippets and rows."""
+    ranked = _rank_then_filter(conn, query, conditions, limit) if conditions else None
+    if ranked is None:
+        ranked = _filter_then_rank(conn, query, conditions, limit)
+    ids = [row[0] for row in ranked]
+    marks = ",".join("?" * len(ids))
+    snippets = dict(tuple(row) for row in conn.execute(
+        f"SELECT rowid, snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+        f" FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})", [query, *ids]))
+    rows = {row[0]: tuple(row) for row in conn.execute(
+        f"SELECT {', '.join(_RESULT_COLUMNS)} FROM articles WHERE id IN ({marks})", ids).fetchall()}
+    results = []
+    for article_id, rank in ranked:
+        result = dict(zip(_RESULT_COLUMNS, rows[article_id], strict=True))
+        # Snippets are read on one line, in a table cell or a mail.
+        result["snippet"] = " ".join((snippets.get(article_id) or "").split())
+        result["rank"] = rank
+        results.append(result)
+    return results
+
+
+def _filter_then_rank(conn: sqlite3.Connection, query: str, conditions: list[_Condition], limit: int
+                      ) -> list[tuple[int, float]]:
+    """(rowid, rank) of the best matches that pass the filters, bm25 computed for those only. A filter
+    whose articles are not many more than the query's matches is read once from its index and each match
+    looked up in it; the others are checked on each match (tag filters by its id alone, the rest on its row)."""
+    # Counting matches serves only to weigh the filters: a query without any skips it.
+    matches = _count(conn, match_condition(query), RANKED_COUNT_CAP) if conditions else 0
     sql = "SELECT articles_fts.rowid, bm25(articles_fts, 5.0, 1.0) AS rank FROM articles_fts"
     where, params = ["articles_fts MATCH ?"], [query]
     checks = []
@@ -393,22 +426,58 @@ def _ranked_search(conn: sqlite3.Connection, query: str, conditions: list[_Condi
         sql += " JOIN articles a ON a.id = articles_fts.rowid"
         where += [c.check for c in checks]
         params += [p for c in checks for p in c.params]
-    ranked = conn.execute(f"{sql} WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?", [*params, limit]).fetchall()
-    ids = [row[0] for row in ranked]
-    marks = ",".join("?" * len(ids))
-    snippets = dict(tuple(row) for row in conn.execute(
-        f"SELECT rowid, snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
-        f" FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})", [query, *ids]))
-    rows = {row[0]: tuple(row) for row in conn.execute(
-        f"SELECT {', '.join(_RESULT_COLUMNS)} FROM articles WHERE id IN ({marks})", ids).fetchall()}
-    results = []
-    for article_id, rank in ranked:
-        result = dict(zip(_RESULT_COLUMNS, rows[article_id], strict=True))
-        # Snippets are read on one line, in a table cell or a mail.
-        result["snippet"] = " ".join((snippets.get(article_id) or "").split())
-        result["rank"] = rank
-        results.append(result)
-    return results
+    return [tuple(row) for row in conn.execute(
+        f"{sql} WHERE {' AND '.join(where)} ORDER BY rank LIMIT ?", [*params, limit]).fetchall()]
+
+
+def _rank_then_filter(conn: sqlite3.Connection, query: str, conditions: list[_Condition], limit: int
+                      ) -> list[tuple[int, float]] | None:
+    """(rowid, rank) of the best matches that pass the filters, when every filter is broad: the matches
+    are ranked without them and the filters checked on the best few only, in rank order.
+
+    None when some filter is not broad (checking it on every match, or reading its articles, is then
+    cheaper than ranking matches that fail it), or when the best few do not settle the answer. Ranking
+    is the same bm25 over the same matches, and a match tied with the last one read is never taken (which
+    of the tied ones SQLite keeps is its choice), so the result is the filtered ranking's, ties included.
+    """
+    articles = conn.execute("SELECT coalesce(max(id), 0) FROM articles").fetchone()[0]
+    broad = max(1, math.ceil(articles * RANK_FIRST_SHARE))
+    share = 1.0
+    for condition in conditions:
+        if not condition.sources:
+            return None  # no index tells how many articles meet it
+        met = _count(conn, condition, broad)
+        if met < broad:
+            return None
+        share *= min(1.0, met / max(articles, 1))
+    # Enough of the best matches that about three times `limit` of them pass, if the filters are
+    # independent of the ranking; more is only read when fewer pass.
+    wanted = math.ceil(3 * limit / share)
+    if wanted > RANK_FIRST_MAX_READ:
+        return None
+    best = conn.execute(
+        "SELECT rowid, bm25(articles_fts, 5.0, 1.0) AS rank FROM articles_fts WHERE articles_fts MATCH ?"
+        " ORDER BY rank LIMIT ?", [query, wanted]).fetchall()
+    every_match = len(best) < wanted
+    checks = " AND ".join(condition.check for condition in conditions)
+    params = [p for condition in conditions for p in condition.params]
+    passed: list[tuple[int, float]] = []
+    start, step = 0, math.ceil(1.5 * limit / share)
+    while start < len(best):
+        chunk = [tuple(row) for row in best[start : start + step]]
+        start, step = start + step, 2 * step
+        marks = ",".join("?" * len(chunk))
+        meeting = {row[0] for row in conn.execute(
+            f"SELECT a.id FROM articles a WHERE a.id IN ({marks}) AND {checks}",
+            [*(row[0] for row in chunk), *params])}
+        for article_id, rank in chunk:
+            if not every_match and rank >= best[-1][1]:
+                return None  # tied with matches left unread
+            if article_id in meeting:
+                passed.append((article_id, rank))
+                if len(passed) == limit:
+                    return passed
+    return passed if every_match else None
 
 
 def _newest_search(conn: sqlite3.Connection, query: str, conditions: list[_Condition], limit: int

@@ -276,6 +276,12 @@ MIGRATIONS: list[str] = [
         INSERT INTO articles_cjk_grams(rowid, grams) VALUES (new.id, cjk_grams(new.title, new.text));
     END;
     """,
+    # 12 (issue 10): each alert rule's checkpoint. Every article up to `checked_up_to` was read for the
+    # rule and either does not match it or is in its ledger, so evaluating the rule after a crawl reads
+    # only the articles above it: the cost follows the new articles, not the database.
+    """
+    ALTER TABLE alert_rules ADD COLUMN checked_up_to INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -132,7 +132,8 @@ def test_short_cjk_words_of_an_article_are_its_characters_and_pairs():
 def test_the_migration_fills_the_short_cjk_index_for_existing_articles(tmp_path: Path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:-1]):
+    grams = next(n for n, script in enumerate(MIGRATIONS) if "CREATE VIRTUAL TABLE articles_cjk_grams" in script)
+    for number, script in enumerate(MIGRATIONS[:grams]):
         for statement in _split_statements(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number + 1}")
@@ -145,3 +146,31 @@ def test_the_migration_fills_the_short_cjk_index_for_existing_articles(tmp_path:
         assert [r["id"] for r in search_articles(reader, "비자")] == [1]
         assert reader.execute("SELECT rowid FROM articles_cjk_grams WHERE articles_cjk_grams MATCH '\"발급\"'"
                               ).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 20])
+def test_ranking_first_and_filtering_the_best_returns_what_filtering_first_returns(db_path, limit, monkeypatch):
+    """Word queries with broad filters rank every match and check the filters on the best few: the same
+    articles in the same order, ties included, as checking the filters on every match and ranking those."""
+    conn = open_readonly(db_path)
+    settled = []
+    rank_then_filter = queries._rank_then_filter
+
+    def counted(*args):
+        found = rank_then_filter(*args)
+        if queries.RANK_FIRST_SHARE < 1:
+            settled.append(found is not None)
+        return found
+
+    monkeypatch.setattr(queries, "_rank_then_filter", counted)
+    monkeypatch.setattr(queries, "RANK_FIRST_MAX_READ", 10**6)
+    for query in ["visa", "workers", "semicond*", "nursing OR caregivers", "visa NOT workers"]:
+        for filters in FILTERS[1:]:
+            monkeypatch.setattr(queries, "RANK_FIRST_SHARE", 2)  # never broad: filters checked first
+            expected = [(r["id"], r["rank"]) for r in search_articles(conn, query, filters, limit=limit)]
+            monkeypatch.setattr(queries, "RANK_FIRST_SHARE", 0.02)  # broad if met by 11 articles of the 505
+            found = [(r["id"], r["rank"]) for r in search_articles(conn, query, filters, limit=limit)]
+            assert found == expected, (query, filters)
+            reference = reference_search(conn, query, filters)
+            assert [round(rank, 9) for _, rank in found] == [rank for _, rank in reference[:limit]]
+    assert settled.count(True) > 20 and settled.count(False) < settled.count(True)
