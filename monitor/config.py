@@ -230,7 +230,7 @@ def _workers(reader: _Reader, table: dict[str, Any], store: str) -> WorkersConfi
     return WorkersConfig(
         queue_url=queue_url,
         concurrency=int(reader.number(table, where, "concurrency", defaults.concurrency, minimum=1, integer=True)),
-        alert_interval=reader.number(table, where, "alert_interval", defaults.alert_interval, minimum=0.1),
+        alert_interval=reader.number(table, where, "alert_interval", defaults.alert_interval, minimum=1),
         stalled_after=reader.number(table, where, "stalled_after", defaults.stalled_after, minimum=1),
         busy_retry=reader.number(table, where, "busy_retry", defaults.busy_retry, minimum=0.1),
     )
