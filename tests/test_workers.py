@@ -62,7 +62,7 @@ class Site:
         self.lock = threading.Lock()
         self.in_flight: dict[int, int] = {}
         self.max_in_flight: dict[int, int] = {}
-        self.starts: dict[int, list[float]] = {}
+        self.starts: dict[int, list[tuple[float, str]]] = {}
         self.paths: list[tuple[int, str]] = []
         self.feeds: dict[str, list[tuple[int, str]]] = {}
         """feed name -> (port of the article's host, article key)."""
@@ -76,7 +76,7 @@ class Site:
                 port = self.server.server_address[1]
                 with site.lock:
                     site.paths.append((port, self.path))
-                    site.starts.setdefault(port, []).append(time.monotonic())
+                    site.starts.setdefault(port, []).append((time.monotonic(), self.path))
                     site.in_flight[port] = site.in_flight.get(port, 0) + 1
                     site.max_in_flight[port] = max(site.max_in_flight.get(port, 0), site.in_flight[port])
                     gate = site.hold.pop(self.path, None)
@@ -142,6 +142,11 @@ class Site:
         )
         return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{name}</title>'
                 f"<link>http://127.0.0.1/</link><description>test</description>{items}</channel></rss>").encode()
+
+    def arrivals(self, port: int) -> list[tuple[float, str]]:
+        """(monotonic time, path) of every request to the host, in order of arrival."""
+        with self.lock:
+            return list(self.starts.get(port, []))
 
     def requests_for(self, port: int, path: str) -> int:
         with self.lock:
@@ -300,10 +305,15 @@ def test_two_workers_share_per_host_politeness_store_once_and_alert_once(tmp_pat
     # and 2 were reached (requests did overlap: the limit was met, not avoided by running serially).
     assert site.max_in_flight[host_a] == 2, site.max_in_flight
     assert site.max_in_flight.get(host_b, 0) <= 2
-    starts = site.starts[host_a]
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
-    # per_host_delay = 0.2 s between starts, timed by the database; arrival jitter gets a margin.
-    assert min(gaps) >= 0.1, sorted(gaps)[:5]
+    # per_host_delay = 0.2 s between starts, granted by the database's clock. Arrivals jitter (a
+    # granted request may wait for the GIL behind another job's extraction on a loaded machine), so
+    # the spacing is judged by the typical gap and the busiest second, not by the smallest gap: two
+    # workers each keeping only their own 0.2 s would show gaps around 0.1 s and ~10 starts a second.
+    times = [when for when, _ in site.arrivals(host_a)]
+    gaps = sorted(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+    assert gaps[len(gaps) // 2] >= 0.17, gaps
+    busiest = max(sum(1 for other in times if start <= other < start + 1.0) for start in times)
+    assert busiest <= 7, (busiest, gaps)
     # robots.txt as today: asked for (once per worker process at most), and its Disallow obeyed.
     assert 1 <= site.requests_for(host_a, "/robots.txt") <= 2
     assert site.requests_for(host_a, "/private/private1.html") == 0
@@ -313,7 +323,7 @@ def test_two_workers_share_per_host_politeness_store_once_and_alert_once(tmp_pat
 
 
 def test_a_worker_killed_mid_job_loses_nothing(tmp_path, site, postgres_url):
-    from monitor.workers import defer_crawl, scheduler_app
+    from monitor.workers import defer_crawl, prepare_queue, scheduler_app
 
     host_c = site.ports[2]
     keys = [f"c1x{i}" for i in range(3)]
@@ -321,15 +331,14 @@ def test_a_worker_killed_mid_job_loses_nothing(tmp_path, site, postgres_url):
     held = "/a/c1x1.html"
     release = site.hold[held] = threading.Event()
     config = write_config(tmp_path, postgres_url, [("c1", f"{site.base(2)}/feed/c1.xml")], per_host_delay=0)
+    prepare_queue(postgres_url)
+    app = scheduler_app(postgres_url)
+    with app.open():
+        assert defer_crawl(app, "c1") is not None
+        assert defer_crawl(app, "c1") is None  # queueing lock: never two jobs of one source waiting
     first = monitor(config, tmp_path, "worker", "--concurrency", "1", log_name="worker1.log")
     second = None
     try:
-        wait_until(lambda: "worker started" in (tmp_path / "worker1.log").read_text(), 30, lambda: logs(tmp_path))
-        app = scheduler_app(postgres_url)
-        with app.open():
-            job = defer_crawl(app, "c1")
-            assert job is not None
-            assert defer_crawl(app, "c1") is None  # queueing lock: never two jobs of one source waiting
         # The site holds one article page open: the worker is mid-job (holding its host's locks) when killed.
         wait_until(site.held.is_set, 30, lambda: "the held page requested\n" + logs(tmp_path))
         first.kill()
