@@ -34,6 +34,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -133,7 +134,7 @@ class PostgresHostGate:
         """Close the connection: every lock it holds is released."""
         self.conn.close()
 
-    def _one(self, sql: str, params: list[Any]) -> Any:
+    def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
         with self._lock:
             row = self.conn.execute(sql, params).fetchone()
         return row[0] if row else None
@@ -172,7 +173,7 @@ class PostgresHostGate:
             ON CONFLICT (host) DO UPDATE
                 SET next_start = greatest(t.next_start, clock_timestamp()) + make_interval(secs => %(delay)s)
             RETURNING extract(epoch FROM t.next_start - clock_timestamp())::float8 - %(delay)s""",
-                         {"host": key, "delay": delay})  # type: ignore[arg-type]
+                         {"host": key, "delay": delay})
         return max(0.0, float(wait or 0.0))
 
     async def enter(self, key: str, concurrency: int, delay: float) -> None:
@@ -202,7 +203,7 @@ class PostgresHostGate:
                 SET next_start = greatest(t.next_start, excluded.next_start),
                     blocked_until = greatest(t.blocked_until, excluded.blocked_until),
                     blocked_reason = coalesce(excluded.blocked_reason, t.blocked_reason)
-            RETURNING 1""", {"host": key, "seconds": seconds, "reason": reason})  # type: ignore[arg-type]
+            RETURNING 1""", {"host": key, "seconds": seconds, "reason": reason})
 
     async def hold(self, key: str, seconds: float, reason: str | None = None) -> None:
         await asyncio.to_thread(self._hold, key, seconds, reason)
