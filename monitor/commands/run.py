@@ -32,7 +32,7 @@ def handle(args: argparse.Namespace) -> int:
 
     config = load(args)
     app = None
-    if args.workers:
+    if getattr(args, "workers", False):
         from monitor.commands.worker import workers_module
 
         workers = workers_module()
