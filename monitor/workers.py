@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import threading
 from collections.abc import Mapping, Sequence
@@ -62,8 +63,10 @@ JOB_LOCKS = 0x4D4F4E32
 """Advisory lock class of per-host job locks."""
 SCHEMA_LOCK = 0x4D4F4E33
 """Advisory lock class serialising schema creation by processes starting together."""
-SLOT_POLL = 0.05
-"""Seconds between tries for a host slot that all workers are using."""
+SLOT_POLL = 0.02
+"""Seconds before the first new try for a host slot that all workers are using (doubling, jittered)."""
+SLOT_POLL_MAX = 0.25
+"""Longest pause between tries for a host slot."""
 HOST_TURNS_TABLE = """
 CREATE TABLE IF NOT EXISTS monitor_host_turns (
     host text PRIMARY KEY,
@@ -177,8 +180,10 @@ class PostgresHostGate:
         return max(0.0, float(wait or 0.0))
 
     async def enter(self, key: str, concurrency: int, delay: float) -> None:
+        pause = SLOT_POLL
         while not await asyncio.to_thread(self._take_slot, key, concurrency):
-            await asyncio.sleep(SLOT_POLL)
+            await asyncio.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, SLOT_POLL_MAX)  # many waiters must not hammer the database
         wait = await asyncio.to_thread(self._take_turn, key, delay)
         if wait > 0:
             await asyncio.sleep(wait)

@@ -439,3 +439,36 @@ def test_the_queue_defaults_to_a_postgresql_store_or_monitor_database_url(tmp_pa
     assert load_config(config, db_override=store).workers.queue_url == store
     monkeypatch.setenv("MONITOR_DATABASE_URL", "postgresql://monitor@other.example.org/monitor")
     assert load_config(config).workers.queue_url == "postgresql://monitor@other.example.org/monitor"
+
+
+def test_stalled_jobs_are_queued_again_unless_their_source_already_waits(tmp_path, postgres_url):
+    """A dead worker's job goes back to the queue; if the scheduler already queued that source again,
+    the dead job is closed as failed instead (the waiting one does the work): never two waiting."""
+    import asyncio
+
+    import psycopg
+
+    from monitor.workers import CrawlWorker, defer_crawl, prepare_queue, scheduler_app
+    from tests.test_alerts_fixtures import make_config
+
+    prepare_queue(postgres_url)
+    app = scheduler_app(postgres_url)
+    with app.open():
+        lonely, crowded = defer_crawl(app, "lonely"), defer_crawl(app, "crowded")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        dead = conn.execute("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour')"
+                            " RETURNING id").fetchone()[0]
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s", [dead])
+    with app.open():
+        waiting = defer_crawl(app, "crowded")  # the scheduler's next tick, while the dead job is 'doing'
+        assert waiting is not None
+    worker = CrawlWorker(make_config(tmp_path), tagger=None, url=postgres_url)
+
+    async def recover() -> int:
+        async with worker.app.open_async():
+            return await worker.recover_stalled_jobs()
+
+    assert asyncio.run(recover()) == 1
+    with psycopg.connect(postgres_url) as conn:
+        states = dict(conn.execute("SELECT id, status::text FROM procrastinate_jobs").fetchall())
+    assert states == {lonely: "todo", crowded: "failed", waiting: "todo"}
