@@ -94,6 +94,25 @@ class EmailConfig:
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass
+class WorkersConfig:
+    """`[workers]`: the crawl queue of `monitor run --workers` and `monitor worker` (see monitor.workers)."""
+
+    queue_url: str | None = None
+    """PostgreSQL database holding the queue; None if neither the key, the store nor $MONITOR_DATABASE_URL give one."""
+    concurrency: int = 4
+    """Jobs one `monitor worker` runs at once (`--concurrency` overrides it)."""
+    alert_interval: float = 30.0
+    """Seconds between the scheduler's sweeps that send alerts for articles the workers stored."""
+    stalled_after: float = 30.0
+    """Seconds without a heartbeat after which a worker counts as dead and its running jobs are run again."""
+    busy_retry: float = 5.0
+    """Seconds after which a job whose host is busy (another worker crawls it) is tried again."""
+
+
 @dataclass
 class Config:
     path: Path | None
@@ -107,6 +126,7 @@ class Config:
     article_concurrency: int = 8
     keep_days: float | None = None
     """[storage] keep_days: article text older than this is pruned (None: kept for ever)."""
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -140,7 +160,7 @@ def config_from_dict(
 ) -> Config:
     """Check a parsed configuration and build the typed `Config` (used for files and for the demo)."""
     reader = _Reader(str(path) if path else "config")
-    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts"})
+    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts", "workers"})
 
     storage = reader.table(data, "storage", {"path", "keep_days"})
     db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
@@ -188,9 +208,31 @@ def config_from_dict(
     _check_timezone(reader, timezone)
     alerts = [_alert(reader, raw, index) for index, raw in enumerate(reader.array(data, "alerts"))]
     _check_unique(reader, "alerts", [a.name for a in alerts])
+    store = db_override or reader.string(storage, "[storage]", "path", "monitor.db")
+    workers = _workers(reader, reader.table(data, "workers", set(WorkersConfig.__dataclass_fields__)), store)
     return Config(
         path=path, db_path=db_path, fetch=fetch, sources=sources, taxonomy_files=taxonomy_files, email=email,
         timezone=timezone, alerts=alerts, article_concurrency=article_concurrency, keep_days=keep_days,
+        workers=workers,
+    )
+
+
+def _workers(reader: _Reader, table: dict[str, Any], store: str) -> WorkersConfig:
+    """`[workers]`; the queue defaults to the store when that is PostgreSQL, else to $MONITOR_DATABASE_URL."""
+    where = "[workers]"
+    defaults = WorkersConfig()
+    queue_url = reader.string(table, where, "queue_url", None)
+    if queue_url is None:
+        for candidate in (store, os.environ.get("MONITOR_DATABASE_URL") or ""):
+            if candidate.startswith(POSTGRES_SCHEMES):
+                queue_url = candidate
+                break
+    return WorkersConfig(
+        queue_url=queue_url,
+        concurrency=int(reader.number(table, where, "concurrency", defaults.concurrency, minimum=1, integer=True)),
+        alert_interval=reader.number(table, where, "alert_interval", defaults.alert_interval, minimum=1),
+        stalled_after=reader.number(table, where, "stalled_after", defaults.stalled_after, minimum=1),
+        busy_retry=reader.number(table, where, "busy_retry", defaults.busy_retry, minimum=0.1),
     )
 
 

@@ -24,7 +24,7 @@ import sqlite_utils
 from monitor.config import Config, SourceConfig
 from pipelines.extract import extract_article
 from pipelines.feeds import parse_feed
-from pipelines.fetch import Fetcher, FetchResult, HostMemory, RequestRecord
+from pipelines.fetch import Fetcher, FetchResult, HostGate, HostMemory, RequestRecord
 from pipelines.items import Item, ParsedSource
 from pipelines.jsonapi import parse_json_api
 from pipelines.keep import FILTERED_OUT, split_by_filter
@@ -114,10 +114,12 @@ def run_crawl(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     memory: HostMemory | None = None,
+    gate: HostGate | None = None,
 ) -> CycleSummary:
     """Crawl `sources` (default: every enabled source) once, now, whatever their schedule says.
 
-    `memory` carries robots.txt policies and per-host timing over from earlier crawls (the daemon's).
+    `memory` carries robots.txt policies and per-host timing over from earlier crawls (the daemon's);
+    `gate` shares per-host limits with other processes (crawl workers, `monitor.workers`).
     """
     chosen = [s for s in config.sources if s.enabled] if sources is None else list(sources)
     # A rule alerts on articles stored after it first appeared, whoever stores them: note new rules now.
@@ -126,6 +128,7 @@ def run_crawl(
     except Exception as exc:
         raise disk_full(exc, config.db_path) or exc from None
     crawler = _Crawler(config, db, tagger, progress, stop or threading.Event(), memory)
+    crawler.gate = gate
     return asyncio.run(crawler.run(chosen))
 
 
@@ -138,6 +141,7 @@ class _Crawler:
         self.progress = progress
         self.stop = stop
         self.memory = memory
+        self.gate: HostGate | None = None
         self.summary = CycleSummary()
         self.disk_full: DiskFull | None = None
         """Set at the first write the full disk refused: nothing more is written in this cycle."""
@@ -163,7 +167,7 @@ class _Crawler:
                 "lang": source.lang, "enabled": int(source.enabled),
             })
         self.article_slots = asyncio.Semaphore(self.config.article_concurrency)
-        async with Fetcher(self.config.fetch, memory=self.memory) as fetcher:
+        async with Fetcher(self.config.fetch, memory=self.memory, gate=self.gate) as fetcher:
             self.fetcher = fetcher
             await asyncio.gather(*(self.crawl_source(source) for source in sources))
         if self.disk_full is not None:

@@ -358,32 +358,10 @@ class Daemon:
                         extra={"fields": {"event": "checkpoint", "wal_bytes": result.wal_bytes}})
 
     def _backing_off(self, db: Any, source: SourceConfig) -> bool:
-        row = db.execute("SELECT next_due_at, backoff_seconds FROM sources WHERE name = ?", [source.name]).fetchone()
-        return bool(row and row[1] and row[0] and row[0] > utc_now())
+        return source_backing_off(db, source)
 
     def _after_cycle(self, db: Any, source: SourceConfig, outcome: SourceOutcome) -> None:
-        """Set the source's back-off from its failure count and log the cycle's one line."""
-        row = db.execute("SELECT consecutive_failures FROM sources WHERE name = ?", [source.name]).fetchone()
-        failures = int(row[0]) if row and row[0] else 0
-        now = datetime.now(UTC)
-        fields: dict[str, Any] = {
-            "event": "crawl", "source": source.name, "ok": outcome.ok, "new": outcome.new_articles,
-            "items": outcome.items_seen, "filtered_out": outcome.filtered_out, "elapsed": round(outcome.elapsed, 3),
-        }
-        if outcome.ok:
-            update_source_health(db, source.name, backoff_seconds=None,
-                                 next_due_at=None if source.cron else to_utc_iso(now + timedelta(seconds=source.every)))
-            state = "not modified" if outcome.not_modified else "ok"
-            log.info("crawl %s: %s, %d new of %d items in %.1fs", source.name, state, outcome.new_articles,
-                     outcome.items_seen, outcome.elapsed, extra={"fields": fields})
-            return
-        interval = source.every
-        wait = backoff_interval(interval, failures)
-        update_source_health(db, source.name, backoff_seconds=wait,
-                             next_due_at=to_utc_iso(now + timedelta(seconds=wait)))
-        fields.update(error=outcome.error, failures=failures, backoff=wait)
-        log.warning("crawl %s: FAILED (%d in a row, next try in %.0fs) after %.1fs: %s", source.name, failures,
-                    wait, outcome.elapsed, outcome.error, extra={"fields": fields})
+        after_cycle(db, source, outcome)
 
     def _last_attempts(self) -> dict[str, datetime]:
         db = open_db(self.config.db_path)
@@ -402,3 +380,37 @@ class Daemon:
     def _mail_target(self) -> str:
         email = self.config.email
         return f"SMTP {email.host}:{email.port}" if email.host else f"Maildir {email.outbox}"
+
+
+# ---------------------------------------------------------------- one cycle's bookkeeping (daemon and workers)
+
+
+def source_backing_off(db: Any, source: SourceConfig) -> bool:
+    """Whether `source` failed lately and waits out its back-off (then its cycle is skipped)."""
+    row = db.execute("SELECT next_due_at, backoff_seconds FROM sources WHERE name = ?", [source.name]).fetchone()
+    return bool(row and row[1] and row[0] and row[0] > utc_now())
+
+
+def after_cycle(db: Any, source: SourceConfig, outcome: SourceOutcome) -> None:
+    """Set the source's back-off from its failure count and log the cycle's one line."""
+    row = db.execute("SELECT consecutive_failures FROM sources WHERE name = ?", [source.name]).fetchone()
+    failures = int(row[0]) if row and row[0] else 0
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "event": "crawl", "source": source.name, "ok": outcome.ok, "new": outcome.new_articles,
+        "items": outcome.items_seen, "filtered_out": outcome.filtered_out, "elapsed": round(outcome.elapsed, 3),
+    }
+    if outcome.ok:
+        update_source_health(db, source.name, backoff_seconds=None,
+                             next_due_at=None if source.cron else to_utc_iso(now + timedelta(seconds=source.every)))
+        state = "not modified" if outcome.not_modified else "ok"
+        log.info("crawl %s: %s, %d new of %d items in %.1fs", source.name, state, outcome.new_articles,
+                 outcome.items_seen, outcome.elapsed, extra={"fields": fields})
+        return
+    interval = source.every
+    wait = backoff_interval(interval, failures)
+    update_source_health(db, source.name, backoff_seconds=wait,
+                         next_due_at=to_utc_iso(now + timedelta(seconds=wait)))
+    fields.update(error=outcome.error, failures=failures, backoff=wait)
+    log.warning("crawl %s: FAILED (%d in a row, next try in %.0fs) after %.1fs: %s", source.name, failures,
+                wait, outcome.elapsed, outcome.error, extra={"fields": fields})

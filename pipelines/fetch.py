@@ -61,7 +61,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpcore
 import httpx
@@ -366,6 +366,26 @@ class _HostState:
     blocked_reason: str = ""
 
 
+class HostGate(Protocol):
+    """Per-host politeness shared with other processes (crawl workers on several machines).
+
+    A Fetcher given a gate still keeps its own limits; the gate adds those of everyone sharing it:
+    `enter` before every request waits for one of the host's `per_host_concurrency` slots and
+    for the host's turn (`per_host_delay` after the last start anywhere), `leave` gives the slot
+    back, and a Retry-After is published with `hold` so that no one asks the host before then.
+    """
+
+    async def enter(self, key: str, concurrency: int, delay: float) -> None: ...
+
+    async def leave(self, key: str) -> None: ...
+
+    async def hold(self, key: str, seconds: float, reason: str | None = None) -> None:
+        """No request to `key` starts within `seconds` anywhere; with a `reason`, requests are refused till then."""
+
+    async def blocked(self, key: str) -> tuple[float, str] | None:
+        """(seconds left, why) while someone published a long Retry-After for `key`, else None."""
+
+
 class HostMemory:
     """What Fetchers learn about hosts that should outlive one crawl: robots.txt policies (until they
     expire), when each host may next be asked (per_host_delay, Crawl-delay) and hosts that asked for a
@@ -522,9 +542,11 @@ class Fetcher:
 
     def __init__(
         self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None, *,
-        resolver: Resolver | None = None, memory: HostMemory | None = None,
+        resolver: Resolver | None = None, memory: HostMemory | None = None, gate: HostGate | None = None,
     ) -> None:
         self.settings = settings
+        self.gate = gate
+        """Per-host limits shared with other processes, on top of this Fetcher's own (None: this process only)."""
         self.memory = memory or HostMemory()
         """robots.txt policies and per-host timing, shareable with later Fetchers."""
         self.resolver: Resolver = resolver or resolve_host
@@ -615,6 +637,13 @@ class Fetcher:
         if state.blocked_until > now:
             self._refuse(result, str(url), "HostBackoff", state.blocked_reason, retry_later=True)
             return False
+        if self.gate is not None:
+            shared = await self.gate.blocked(host_key(url))
+            if shared is not None:
+                seconds, reason = shared
+                state.blocked_until, state.blocked_reason = now + seconds, reason
+                self._refuse(result, str(url), "HostBackoff", reason, retry_later=True)
+                return False
         refusal = await self._guard(url, budget)
         if refusal is not None:
             error, message = refusal
@@ -671,10 +700,15 @@ class Fetcher:
             if attempt.retry_after is not None:
                 if attempt.retry_after > self.settings.max_retry_after:
                     self._block_host(url, attempt.retry_after)
+                    if self.gate is not None:
+                        reason = self._host(host_key(url)).blocked_reason
+                        await self.gate.hold(host_key(url), attempt.retry_after, reason)
                     attempt.retry_later = True
                     return attempt
                 wait = max(wait, attempt.retry_after)
                 self._hold_host(url, time.monotonic() + attempt.retry_after)
+                if self.gate is not None:
+                    await self.gate.hold(host_key(url), attempt.retry_after)
             if number == tries or wait >= budget.left():
                 # Out of tries, or the wait would eat what is left of `timeout`: this is the outcome.
                 attempt.retry_later = attempt.record.status in (429, 503)
@@ -692,6 +726,9 @@ class Fetcher:
         queued = time.monotonic()
         async with state.semaphore:
             await self._wait_turn(state)
+            if self.gate is not None:
+                await self.gate.enter(key, max(1, self.settings.per_host_concurrency),
+                                      max(self.settings.per_host_delay, state.crawl_delay))
             budget.give_back(time.monotonic() - queued)
             state.in_flight += 1
             self.max_in_flight[key] = max(self.max_in_flight.get(key, 0), state.in_flight)
@@ -716,6 +753,8 @@ class Fetcher:
                 state.in_flight -= 1
                 attempt.record.elapsed = round(time.monotonic() - started, 6)
                 attempt.record.bytes += attempt.reader.raw if attempt.reader else 0
+                if self.gate is not None:
+                    await self.gate.leave(key)
         return attempt
 
     async def _read(

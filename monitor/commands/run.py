@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run the daemon: scheduled crawls and alert emails")
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
                         help="log lines as text (default) or JSON for log shippers")
+    parser.add_argument("--workers", action="store_true",
+                        help="queue each due crawl for `monitor worker` processes instead of crawling here"
+                             " (PostgreSQL queue, [workers] in the config)")
     parser.set_defaults(handler=handle)
 
 
@@ -28,6 +31,15 @@ def handle(args: argparse.Namespace) -> int:
     from monitor.mail import check_email_config
 
     config = load(args)
+    app = None
+    if getattr(args, "workers", False):
+        from monitor.commands.worker import workers_module
+
+        workers = workers_module()
+        url = workers.queue_url(config)
+        workers.prepare_queue(url)
+        app = workers.scheduler_app(url)
+        app.open()
     # Refused now, in one line, rather than as a traceback in the log at every delivery attempt.
     check_email_config(config.email)
     setup_logging(args.log_format)
@@ -56,11 +68,16 @@ def handle(args: argparse.Namespace) -> int:
         rules = compile_rules(config, tagger)
         if stop.is_set():
             return 0
-        daemon = Daemon(config, tagger, rules, stop=stop)
+        if app is None:
+            daemon = Daemon(config, tagger, rules, stop=stop)
+        else:
+            daemon = workers.QueueingDaemon(config, tagger, rules, app=app, stop=stop)
         daemon.start()
         daemon.wait()
         stuck = not daemon.shutdown()
     finally:
+        if app is not None:
+            app.close()
         # A job still running may be sending an alert: released now, the lock would let a new daemon
         # start and send it again. os._exit below ends the process, and the OS frees the lock then.
         if not stuck:
