@@ -107,6 +107,9 @@ class Config:
     article_concurrency: int = 8
     keep_days: float | None = None
     """[storage] keep_days: article text older than this is pruned (None: kept for ever)."""
+    backfill_keep_any: tuple[str, ...] = ()
+    """[backfill] keep_any: keywords `monitor backfill --keep-filter` keeps pages by (with the sources' filters
+    and the visa names of the taxonomy)."""
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -140,7 +143,8 @@ def config_from_dict(
 ) -> Config:
     """Check a parsed configuration and build the typed `Config` (used for files and for the demo)."""
     reader = _Reader(str(path) if path else "config")
-    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts"})
+    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts",
+                           "backfill"})
 
     storage = reader.table(data, "storage", {"path", "keep_days"})
     db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
@@ -176,6 +180,8 @@ def config_from_dict(
         if not file.is_file():
             raise ConfigError(f"{reader.file}: [tagging] taxonomy_files: file not found: {file}")
 
+    backfill = reader.table(data, "backfill", {"keep_any"})
+    backfill_keep_any = tuple(reader.strings(backfill, "[backfill]", "keep_any"))
     sources = [_source(reader, raw, index) for index, raw in enumerate(reader.array(data, "sources"))]
     _check_unique(reader, "sources", [s.name for s in sources])
 
@@ -191,6 +197,7 @@ def config_from_dict(
     return Config(
         path=path, db_path=db_path, fetch=fetch, sources=sources, taxonomy_files=taxonomy_files, email=email,
         timezone=timezone, alerts=alerts, article_concurrency=article_concurrency, keep_days=keep_days,
+        backfill_keep_any=backfill_keep_any,
     )
 
 

@@ -276,6 +276,24 @@ MIGRATIONS: list[str] = [
         INSERT INTO articles_cjk_grams(rowid, grams) VALUES (new.id, cjk_grams(new.title, new.text));
     END;
     """,
+    # 12 (issue 11, backfill from news archives): the ledger of `monitor backfill`, one row per WARC file:
+    # how far it was read (records and the byte offset of the next record, where a re-run resumes),
+    # what it gave, and whether it is finished (a re-run skips it).
+    """
+    CREATE TABLE backfill_files (
+        file TEXT PRIMARY KEY,
+        records_read INTEGER NOT NULL DEFAULT 0,
+        next_offset INTEGER NOT NULL DEFAULT 0,
+        stored INTEGER NOT NULL DEFAULT 0,
+        known INTEGER NOT NULL DEFAULT 0,
+        broken INTEGER NOT NULL DEFAULT 0,
+        finished INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        last_error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

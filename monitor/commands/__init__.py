@@ -21,6 +21,18 @@ def db_path(args: argparse.Namespace) -> Path:
 
 def modules() -> list[ModuleType]:
     """The command modules, imported when the parser is built (so `monitor.commands` stays light)."""
-    from monitor.commands import alerts, analyst, crawl, demo, maintenance, query, run, serve, sources, tag
+    from monitor.commands import (
+        alerts,
+        analyst,
+        backfill,
+        crawl,
+        demo,
+        maintenance,
+        query,
+        run,
+        serve,
+        sources,
+        tag,
+    )
 
-    return [crawl, query, tag, sources, run, alerts, demo, serve, analyst, maintenance]
+    return [crawl, query, tag, sources, run, alerts, demo, serve, analyst, maintenance, backfill]
