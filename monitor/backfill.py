@@ -17,6 +17,7 @@ for the known-URL check): a small step, noted in the README.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import os
 import threading
@@ -52,6 +53,7 @@ from storage import backfill as ledger
 from storage import open_db, writes
 from storage.db import to_utc_iso
 
+log = logging.getLogger("monitor.backfill")
 CHUNK_RECORDS = 1000
 """Records per task: small enough that a stop loses little, large enough that a task's set-up is noise."""
 DASK_HINT = "pip install 'policy-monitor[distributed]'"
@@ -260,7 +262,12 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
         candidates = _unknown(db, candidates, counts)
     articles: list[PreparedArticle] = []
     for page in candidates:
-        prepared = _extract_and_tag(page, options, tagger, matcher, counts)
+        try:
+            prepared = _extract_and_tag(page, options, tagger, matcher, counts)
+        except Exception as exc:  # a page that trips a bug is one broken record, not a stopped backfill
+            log.warning("page %s of %s failed: %s: %s", page.url, task.file, type(exc).__name__, exc)
+            counts.broken += 1
+            continue
         if prepared is not None:
             articles.append(prepared)
     return ChunkResult(task, counts, articles, next_offset, finished)

@@ -378,3 +378,48 @@ def test_options_are_plain_data_a_worker_elsewhere_can_receive(config, tagger):
     options = make_options(config, tagger, keep_filter=True, langs=["en,ko"], hosts=["*.kr"])
     assert isinstance(pickle.loads(pickle.dumps(options)), BackfillOptions)
     assert options.langs == {"en", "ko"} and "visa" in options.keywords and "H-1B" in options.exact_keywords
+
+
+def test_cli_on_a_dask_scheduler_stores_the_same_and_a_second_file_of_the_same_pages_adds_nothing(
+        tmp_path, capsys):
+    """`--dask-scheduler ADDRESS`: workers that cannot see the store extract every candidate; the client
+    finds the pages it already has when it writes them."""
+    distributed = pytest.importorskip("distributed", reason="Dask is in the `distributed` extra")
+    first, second = tmp_path / "CC-NEWS-1.warc.gz", tmp_path / "CC-NEWS-2.warc.gz"
+    write_warc(first)
+    write_warc(second, broken=False)
+    db_path = tmp_path / "dask.db"
+    # processes=False: two worker threads in this process; the scheduler protocol is the same as remote.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        argv = ["--config", str(_config_file(tmp_path)), "--db", str(db_path), "backfill", str(first),
+                str(second), "--keep-filter", "--dask-scheduler", cluster.scheduler_address]
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "files: 2 (2 done" in out and f"stored: {len(VISA_PAGES)};" in out
+    assert f"skipped as already stored: {len(VISA_PAGES)}" in out
+    assert set(stored(open_db(db_path))) == set(VISA_PAGES)
+
+
+def test_without_dask_installed_the_dask_options_say_what_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` now fails
+    warc = tmp_path / "ok.warc.gz"
+    write_warc(warc, broken=False)
+    assert main(["--config", str(_config_file(tmp_path)), "backfill", str(warc), "--dask-local", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err == "monitor: Dask is not installed: pip install 'policy-monitor[distributed]'\n"
+
+
+def test_json_summary_for_scripts(tmp_path, capsys):
+    import json
+
+    warc = tmp_path / "j.warc.gz"
+    records = write_warc(warc)
+    argv = ["--config", str(_config_file(tmp_path)), "--db", str(tmp_path / "j.db"), "backfill", str(warc),
+            "--keep-filter", "--workers", "1", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["records"] == records and summary["stored"] == len(VISA_PAGES) and summary["broken"] == 2
+    assert summary["files_done"] == 1 and summary["filtered_keyword"] == len(OFF_TOPIC)
