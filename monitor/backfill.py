@@ -89,6 +89,8 @@ class BackfillOptions:
     origins: tuple[tuple[str, ArchiveOrigin], ...] = ()
     """(host, origin) of the configured sources."""
     chunk_records: int = CHUNK_RECORDS
+    user_agent: str | None = None
+    """`[crawl] user_agent`, sent when an archive is downloaded."""
 
     def origin(self, host: str) -> ArchiveOrigin:
         for known_host, origin in self.origins:
@@ -193,7 +195,7 @@ def parse_day(text: str, *, end: bool = False) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def expand_inputs(inputs: Sequence[str], base_url: str | None = None) -> list[str]:
+def expand_inputs(inputs: Sequence[str], base_url: str | None = None, user_agent: str | None = None) -> list[str]:
     """The WARC files named by the arguments: paths, URLs and listings (`warc.paths[.gz]`), each once."""
     files: list[str] = []
     for location in inputs:
@@ -202,7 +204,7 @@ def expand_inputs(inputs: Sequence[str], base_url: str | None = None) -> list[st
             raise BackfillError(f"no such file: {location}")
         try:
             if is_listing(location):
-                listed = read_listing(location, base_url)
+                listed = read_listing(location, base_url, user_agent)
                 if not listed:
                     raise BackfillError(f"{location} lists no WARC file")
                 files += listed
@@ -243,7 +245,7 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
     candidates: list[Page] = []
     next_offset, finished = task.offset, True
     try:
-        for event in read_events(open_archive(task.file), task.offset):
+        for event in read_events(open_archive(task.file, options.user_agent), task.offset):
             # A chunk never ends just before a broken stretch: resuming there would count it twice.
             if counts.records >= options.chunk_records and event.broken is None:
                 next_offset, finished = event.offset, False
@@ -520,5 +522,5 @@ def make_options(config: Config, tagger: Tagger, *, since: str | None = None, un
     return BackfillOptions(
         since=since_at, until=until_at, langs=wanted, hosts=tuple(hosts), keywords=folded, exact_keywords=exact,
         taxonomy_files=tuple(str(p) for p in config.taxonomy_files), origins=source_origins(config),
-        chunk_records=chunk_records,
+        chunk_records=chunk_records, user_agent=config.fetch.user_agent,
     )

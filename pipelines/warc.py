@@ -145,10 +145,10 @@ class _HttpStream(io.RawIOBase):
         super().close()
 
 
-def open_archive(location: str) -> Archive:
-    """The archive at a local path or an http(s) URL."""
+def open_archive(location: str, user_agent: str | None = None) -> Archive:
+    """The archive at a local path or an http(s) URL (asked for with `user_agent`)."""
     if location.startswith(("http://", "https://")):
-        return HttpArchive(location)
+        return HttpArchive(location, user_agent) if user_agent else HttpArchive(location)
     return LocalArchive(str(Path(location).resolve()))
 
 
@@ -158,13 +158,14 @@ def is_listing(location: str) -> bool:
     return Path(name).name.endswith((".paths", ".paths.gz", ".txt", ".txt.gz"))
 
 
-def read_listing(location: str, base: str | None = None) -> list[str]:
+def read_listing(location: str, base: str | None = None, user_agent: str | None = None) -> list[str]:
     """The WARC files a listing names, one per line, made absolute: against `base` when given, else
     against the listing's site root for a URL listing (Common Crawl's lines start with `crawl-data/`)
     and the listing's folder for a local one. Blank lines and `#` comments are skipped."""
     if location.startswith(("http://", "https://")):
         try:
-            response = httpx.get(location, timeout=60.0, follow_redirects=True)
+            headers = {"User-Agent": user_agent} if user_agent else None
+            response = httpx.get(location, timeout=60.0, follow_redirects=True, headers=headers)
         except httpx.HTTPError as exc:
             raise ArchiveError(f"cannot fetch {location}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:

@@ -261,6 +261,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
     root: Path
     log: list[str]
+    ranges = True
 
     def do_GET(self) -> None:  # noqa: N802
         path = self.root / self.path.lstrip("/")
@@ -270,8 +271,8 @@ class _RangeHandler(BaseHTTPRequestHandler):
         data = path.read_bytes()
         start = 0
         wanted = self.headers.get("Range")
-        self.log.append(f"{self.path} {wanted or ''}".strip())
-        if wanted and wanted.startswith("bytes="):
+        self.log.append(f"{self.path} {wanted or ''} {self.headers.get('User-Agent')}".strip())
+        if wanted and wanted.startswith("bytes=") and self.ranges:
             start = int(wanted[6:].split("-")[0])
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -299,8 +300,11 @@ def http_folder(tmp_path):
     server.server_close()
 
 
-def test_cli_reads_a_warc_paths_gz_listing_of_files_served_over_http(tmp_path, http_folder, config, tagger):
+@pytest.mark.parametrize("ranges", [True, False], ids=["server-with-ranges", "server-ignoring-ranges"])
+def test_cli_reads_a_warc_paths_gz_listing_of_files_served_over_http(tmp_path, http_folder, ranges, monkeypatch):
+    """Later chunks of a file start with `Range: bytes=N-`; a server that answers 200 to it is read past N."""
     root, base, log = http_folder
+    monkeypatch.setattr(_RangeHandler, "ranges", ranges)
     folder = root / "crawl-data" / "CC-NEWS" / "2025" / "10"
     folder.mkdir(parents=True)
     write_warc(folder / "CC-NEWS-1.warc.gz")
@@ -315,6 +319,7 @@ def test_cli_reads_a_warc_paths_gz_listing_of_files_served_over_http(tmp_path, h
     db = open_db(db_path)
     assert set(stored(db)) == set(VISA_PAGES)
     assert any("bytes=" in line for line in log)  # later chunks start with a Range request
+    assert all(line.endswith("policy-monitor/0.1 (+https://github.com/policy-monitor/policy-monitor)") for line in log)
     files = ledger_rows(db, [f"{base}/crawl-data/CC-NEWS/2025/10/CC-NEWS-{i}.warc.gz" for i in (1, 2)])
     assert len(files) == 2 and all(row["finished"] for row in files.values())
     assert sum(row["known"] for row in files.values()) == len(VISA_PAGES)

@@ -65,7 +65,7 @@ def handle(args: argparse.Namespace) -> int:
         tagger = Tagger.load(config.taxonomy_files)
         options = make_options(config, tagger, since=args.since, until=args.until, langs=args.lang,
                                hosts=args.host, keep_filter=args.keep_filter, chunk_records=args.chunk_records)
-        files = expand_inputs(args.inputs, args.base_url)
+        files = expand_inputs(args.inputs, args.base_url, config.fetch.user_agent)
         engine = _engine(args)
     except BackfillError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
