@@ -70,7 +70,7 @@ def write_bench_warc(path: Path, n: int, on_topic_share: float, seed: int = 11) 
             if rng.random() < on_topic_share:
                 html = on[on_count % len(on)]
                 # a distinct story each time (else the content hash makes it one article)
-                html = html.replace("</body>", f"<p>Reference {i}.</p></body>").encode()
+                html = html.replace("</p>", f" (Ref. {i}.)</p>", 1).encode()
                 url, on_count = f"https://news{i % 50}.example.com/story/{i}", on_count + 1
             else:
                 html, url = off[i % len(off)], f"https://site{i % 500}.example.org/article/{i}"

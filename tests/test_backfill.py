@@ -236,7 +236,7 @@ def test_pages_already_stored_are_skipped_before_extraction(tmp_path, config, ta
 
 def test_keyword_matcher_is_case_insensitive_but_codes_keep_their_case_and_stand_alone():
     matcher = KeywordMatcher(["visa", "비자", "h-1b visa"], ["E-7", "H-1B"])
-    assert matcher.folded == [b"visa", "비자".encode()]  # "h-1b visa" contains "visa"
+    assert sorted(matcher.folded) == ["visa", "비자"]  # "h-1b visa" contains "visa"
     assert matcher.search(b"<p>New VISA rules</p>") == "visa"
     assert matcher.search("<p>비자 발급</p>".encode()) == "비자"
     assert matcher.search(b"<p>the E-7 route</p>") == "E-7"
