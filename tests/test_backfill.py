@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -428,3 +429,74 @@ def test_json_summary_for_scripts(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["records"] == records and summary["stored"] == len(VISA_PAGES) and summary["broken"] == 2
     assert summary["files_done"] == 1 and summary["filtered_keyword"] == len(OFF_TOPIC)
+
+
+class _SlowHandler(_RangeHandler):
+    """Sends files in small pieces with pauses: a backfill reading them takes a few seconds."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = self.root / self.path.lstrip("/")
+        data = path.read_bytes()
+        start = int(self.headers.get("Range", "bytes=0-")[6:].split("-")[0])
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        for piece in range(start, len(data), 2048):
+            try:
+                self.wfile.write(data[piece : piece + 2048])
+                self.wfile.flush()
+            except OSError:  # the reader was killed
+                return
+            time.sleep(0.02)
+
+
+def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_twice(tmp_path):
+    import json
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    root = tmp_path / "served"
+    root.mkdir()
+    records = write_warc(root / "slow.warc.gz")
+    handler = type("Handler", (_SlowHandler,), {"root": root, "log": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/slow.warc.gz"
+    db_path = tmp_path / "killed.db"
+    argv = [sys.executable, "-m", "monitor", "--config", str(_config_file(tmp_path)), "--db", str(db_path),
+            "backfill", url, "--keep-filter", "--workers", "1", "--chunk-records", "4", "--json"]
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        read_before_kill = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+            try:
+                with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+                    row = conn.execute("SELECT records_read FROM backfill_files").fetchone()
+            except sqlite3.Error:
+                continue
+            if row and row[0] >= 8:
+                process.send_signal(signal.SIGKILL)
+                read_before_kill = row[0]
+                break
+        process.wait(30)
+        assert process.returncode == -signal.SIGKILL, "the backfill ended before it could be killed"
+        assert 8 <= read_before_kill < records
+
+        resumed = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        summary = json.loads(resumed.stdout)
+        # The resumed run starts at the ledger's offset: it reads at most the chunk that was in flight again.
+        assert records - read_before_kill - 4 <= summary["records"] <= records - read_before_kill
+    finally:
+        server.shutdown()
+        server.server_close()
+    db = open_db(db_path)
+    assert set(stored(db)) == set(VISA_PAGES)
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == len(VISA_PAGES)
+    row = ledger_rows(db, [url])[url]
+    # (A kill between a chunk's writes and its ledger row leaves articles the resumed run finds stored.)
+    assert row["finished"] and row["stored"] + row["known"] >= len(VISA_PAGES) >= row["stored"]
