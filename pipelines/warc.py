@@ -10,7 +10,7 @@ member, a truncated record, garbage between records) is reported as broken and t
 finds the next record after it; it never stops the file.
 
 Also here: the cheap tests a page passes before extraction (host pattern, language guess,
-keyword search on the raw bytes), since extraction is the cost of a backfill.
+keyword search on the page's text before any parsing), since extraction is the cost of a backfill.
 """
 
 from __future__ import annotations
@@ -391,7 +391,10 @@ class KeywordMatcher:
         """`search_text` on a page's body, decoded as its charset says (EUC-KR and Shift_JIS too)."""
         charset = charset_from_content_type(page.content_type) or declared_charset(page.body)
         if charset in (None, "utf-8", "ascii"):
-            return self.search(page.body)
+            try:
+                return self.search_text(page.body.decode("utf-8"))
+            except UnicodeDecodeError:  # undeclared and not UTF-8: let detection decide
+                pass
         return self.search_text(page_text(page))
 
 

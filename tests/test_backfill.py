@@ -500,3 +500,17 @@ def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_t
     row = ledger_rows(db, [url])[url]
     # (A kill between a chunk's writes and its ledger row leaves articles the resumed run finds stored.)
     assert row["finished"] and row["stored"] + row["known"] >= len(VISA_PAGES) >= row["stored"]
+
+
+def test_keywords_are_found_in_pages_in_legacy_korean_and_japanese_encodings():
+    from pipelines.warc import Page
+
+    matcher = KeywordMatcher(["비자", "在留"])
+    korean = "<html><body><p>외국인 근로자 비자 제도</p></body></html>".encode("euc-kr")
+    japanese = "<html><body><p>在留資格の見直し</p></body></html>".encode("shift_jis")
+    assert matcher.search_page(Page("https://a.kr/", None, 200, "text/html; charset=EUC-KR", korean)) == "비자"
+    assert matcher.search_page(Page("https://a.jp/", None, 200, "text/html; charset=Shift_JIS", japanese)) == "在留"
+    # undeclared: not UTF-8, so the charset is detected
+    paragraphs = "<p>외국인 근로자 비자 제도가 바뀝니다.</p>" * 20
+    undeclared = f"<html><body>{paragraphs}</body></html>".encode("euc-kr")
+    assert matcher.search_page(Page("https://a.kr/", None, 200, "text/html", undeclared)) == "비자"
