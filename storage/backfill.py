@@ -51,7 +51,7 @@ def advance_file(db: sqlite_utils.Database, file: str, *, records: int, next_off
             " known = known + ?, broken = broken + ?, updated_at = ?, last_error = coalesce(?, last_error),"
             " finished = CASE WHEN ? THEN 1 ELSE finished END,"
             " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE file = ?",
-            [records, next_offset, stored, known, broken, now, error, int(finished), int(finished), now, file],
+            [records, next_offset, stored, known, broken, now, error, finished, finished, now, file],
         )
 
 

@@ -283,7 +283,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE backfill_files (
         file TEXT PRIMARY KEY,
         records_read INTEGER NOT NULL DEFAULT 0,
-        next_offset INTEGER NOT NULL DEFAULT 0,
+        next_offset BIGINT NOT NULL DEFAULT 0,  -- BIGINT: files over 2 GB on PostgreSQL too
         stored INTEGER NOT NULL DEFAULT 0,
         known INTEGER NOT NULL DEFAULT 0,
         broken INTEGER NOT NULL DEFAULT 0,
