@@ -127,6 +127,9 @@ class Config:
     keep_days: float | None = None
     """[storage] keep_days: article text older than this is pruned (None: kept for ever)."""
     workers: WorkersConfig = field(default_factory=WorkersConfig)
+    backfill_keep_any: tuple[str, ...] = ()
+    """[backfill] keep_any: keywords `monitor backfill --keep-filter` keeps pages by (with the sources' filters
+    and the visa names of the taxonomy)."""
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -160,7 +163,8 @@ def config_from_dict(
 ) -> Config:
     """Check a parsed configuration and build the typed `Config` (used for files and for the demo)."""
     reader = _Reader(str(path) if path else "config")
-    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts", "workers"})
+    reader.keys(data, "", {"storage", "crawl", "tagging", "sources", "email", "alerts_defaults", "alerts", "workers",
+                           "backfill"})
 
     storage = reader.table(data, "storage", {"path", "keep_days"})
     db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
@@ -196,6 +200,8 @@ def config_from_dict(
         if not file.is_file():
             raise ConfigError(f"{reader.file}: [tagging] taxonomy_files: file not found: {file}")
 
+    backfill = reader.table(data, "backfill", {"keep_any"})
+    backfill_keep_any = tuple(reader.strings(backfill, "[backfill]", "keep_any"))
     sources = [_source(reader, raw, index) for index, raw in enumerate(reader.array(data, "sources"))]
     _check_unique(reader, "sources", [s.name for s in sources])
 
@@ -214,6 +220,7 @@ def config_from_dict(
         path=path, db_path=db_path, fetch=fetch, sources=sources, taxonomy_files=taxonomy_files, email=email,
         timezone=timezone, alerts=alerts, article_concurrency=article_concurrency, keep_days=keep_days,
         workers=workers,
+        backfill_keep_any=backfill_keep_any,
     )
 
 

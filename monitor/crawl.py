@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import sqlite_utils
 
@@ -278,19 +278,15 @@ class _Crawler:
                 return None
             try:
                 article = self._build_article(source, item, page)
-                tags = self.tagger.tag(article["text"], article["lang"], country=article["country"])
-                mentions, figures = tag_rows(tags)
-                urls = [item.url, canonicalize_url(item.url)]
-                if page is not None:
-                    urls.append(page.final_url)
-                article_id, is_new = self._write(writes.store_article, article, mentions, figures, urls)
+                prepared = tagged_article(self.tagger, article, item, page)
+                article_id, is_new = self._write(writes.store_article, *prepared)
             except DiskFull:
                 raise
             except Exception as exc:  # one poisoned item must not fail its source cycle after cycle
                 return self._item_failed(source, item, exc)
             if not is_new:
                 return None, 0, 0
-            return article_id, len(mentions), len(figures)
+            return article_id, len(prepared.mentions), len(prepared.figures)
 
     def _item_failed(self, source: SourceConfig, item: Item, exc: Exception) -> tuple[None, int, int] | None:
         """Record an item that could not be processed; retry it for a few cycles, then let the source move on."""
@@ -301,40 +297,7 @@ class _Crawler:
         return None if waited <= MAX_DEFERRALS else (None, 0, 0)
 
     def _build_article(self, source: SourceConfig, item: Item, page: FetchResult | None) -> dict[str, Any]:
-        title, text, published, lang_hint = item.title, "", item.published_at, item.lang or source.lang
-        origin, note, lang = "page", None, None
-        url = canonicalize_url(page.final_url if page is not None and page.ok else item.url)
-        if page is not None and page.ok and page.text:
-            extracted = extract_article(page.text, page.final_url,
-                                        metadata=not (item.title and item.published_at))
-            text = extracted.text
-            title = title or extracted.title
-            published = published or extracted.published_at
-            lang = extracted.lang if text else None  # already detected from the text itself
-            if not text:
-                note = "the page yielded no article text"
-        elif page is not None:
-            note = f"page not fetched: {page.error or 'HTTP ' + str(page.status)} {page.message}".strip()
-        else:
-            note = "source configured with fetch_articles = false"
-        if not text:
-            origin, text = "feed_summary", item.summary or ""
-        lang = lang or detect_language(f"{title or ''}\n{text}", hint=lang_hint)
-        return {
-            "url": url,
-            "link": item.url,
-            "source": source.name,
-            "country": source.country,
-            "title": title,
-            "published_at": to_utc_iso(published) if isinstance(published, datetime) else None,
-            "lang": lang,
-            "text": text,
-            "summary": item.summary,
-            "text_origin": origin,
-            "extraction_note": note,
-            "content_hash": writes.content_hash(title, text),
-            "guid": item.guid,
-        }
+        return build_article(source, item, page)
 
     def _record(self, source: str, records: list[RequestRecord]) -> None:
         self._write(writes.record_fetches, source, [
@@ -357,6 +320,81 @@ class _Crawler:
             return
         broken = BROKEN_BOARD if NOTHING_MATCHED in outcome.error else None
         self._write(writes.record_source_failure, source.name, outcome.error, now, broken_reason=broken)
+
+
+class ArticleOrigin(Protocol):
+    """Where an article comes from: a configured source, or a news archive's host (`monitor backfill`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def lang(self) -> str | None: ...
+
+
+class PreparedArticle(NamedTuple):
+    """An article ready for `storage.writes.store_article(db, *prepared)`: its row, tags, the URLs leading to it."""
+
+    article: dict[str, Any]
+    mentions: list[dict[str, Any]]
+    figures: list[dict[str, Any]]
+    urls: list[str]
+
+
+def prepare_article(tagger: Tagger, source: ArticleOrigin, item: Item, page: FetchResult | None) -> PreparedArticle:
+    """Extract (`build_article`) and tag one item: everything but the write, so that the crawl and the
+    backfill's workers (which may run on other machines) store exactly the same rows."""
+    return tagged_article(tagger, build_article(source, item, page), item, page)
+
+
+def tagged_article(tagger: Tagger, article: dict[str, Any], item: Item, page: FetchResult | None) -> PreparedArticle:
+    """An article row (`build_article`) with its tags and the URLs that lead to it."""
+    tags = tagger.tag(article["text"], article["lang"], country=article["country"])
+    mentions, figures = tag_rows(tags)
+    urls = [item.url, canonicalize_url(item.url)]
+    if page is not None:
+        urls.append(page.final_url)
+    return PreparedArticle(article, mentions, figures, urls)
+
+
+def build_article(source: ArticleOrigin, item: Item, page: FetchResult | None) -> dict[str, Any]:
+    """The `articles` row of one item: the page's extracted text, title, date and language where the page
+    was had, else the feed's summary with a note saying why."""
+    title, text, published, lang_hint = item.title, "", item.published_at, item.lang or source.lang
+    origin, note, lang = "page", None, None
+    url = canonicalize_url(page.final_url if page is not None and page.ok else item.url)
+    if page is not None and page.ok and page.text:
+        extracted = extract_article(page.text, page.final_url,
+                                    metadata=not (item.title and item.published_at))
+        text = extracted.text
+        title = title or extracted.title
+        published = published or extracted.published_at
+        lang = extracted.lang if text else None  # already detected from the text itself
+        if not text:
+            note = "the page yielded no article text"
+    elif page is not None:
+        note = f"page not fetched: {page.error or 'HTTP ' + str(page.status)} {page.message}".strip()
+    else:
+        note = "source configured with fetch_articles = false"
+    if not text:
+        origin, text = "feed_summary", item.summary or ""
+    lang = lang or detect_language(f"{title or ''}\n{text}", hint=lang_hint)
+    return {
+        "url": url,
+        "link": item.url,
+        "source": source.name,
+        "country": source.country,
+        "title": title,
+        "published_at": to_utc_iso(published) if isinstance(published, datetime) else None,
+        "lang": lang,
+        "text": text,
+        "summary": item.summary,
+        "text_origin": origin,
+        "extraction_note": note,
+        "content_hash": writes.content_hash(title, text),
+        "guid": item.guid,
+    }
 
 
 async def _map_bounded(

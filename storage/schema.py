@@ -282,6 +282,24 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alert_rules ADD COLUMN checked_up_to INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13 (issue 11, backfill from news archives): the ledger of `monitor backfill`, one row per WARC file:
+    # how far it was read (records and the byte offset of the next record, where a re-run resumes),
+    # what it gave, and whether it is finished (a re-run skips it).
+    """
+    CREATE TABLE backfill_files (
+        file TEXT PRIMARY KEY,
+        records_read INTEGER NOT NULL DEFAULT 0,
+        next_offset BIGINT NOT NULL DEFAULT 0,  -- BIGINT: files over 2 GB on PostgreSQL too
+        stored INTEGER NOT NULL DEFAULT 0,
+        known INTEGER NOT NULL DEFAULT 0,
+        broken INTEGER NOT NULL DEFAULT 0,
+        finished INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        last_error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,6 +21,19 @@ def db_path(args: argparse.Namespace) -> Path:
 
 def modules() -> list[ModuleType]:
     """The command modules, imported when the parser is built (so `monitor.commands` stays light)."""
-    from monitor.commands import alerts, analyst, crawl, demo, maintenance, query, run, serve, sources, tag, worker
+    from monitor.commands import (
+        alerts,
+        analyst,
+        backfill,
+        crawl,
+        demo,
+        maintenance,
+        query,
+        run,
+        serve,
+        sources,
+        tag,
+        worker,
+    )
 
-    return [crawl, query, tag, sources, run, alerts, demo, serve, analyst, maintenance, worker]
+    return [crawl, query, tag, sources, run, alerts, demo, serve, analyst, maintenance, backfill, worker]

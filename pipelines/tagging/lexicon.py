@@ -115,6 +115,16 @@ class Lexicon:
             re.compile("[" + "".join(re.escape(c) for c in other_groups) + "]") if other_groups else None
         )
 
+    def names(self) -> list[tuple[str, bool]]:
+        """(alias, case-sensitive) of each alias that names an entry by itself (not an ambiguous one, a cue,
+        a back-reference or an exclusion): what a keyword search for this kind looks for."""
+        found: dict[tuple[str, bool], None] = {}
+        for alias, case_sensitive in self._patterns:
+            refs = self.exact.get(_key(alias, False), []) if case_sensitive else self.folded.get(_key(alias, True), [])
+            if any(not (ref.ambiguous or ref.cue or ref.subtype_ref) for ref in refs):
+                found[(alias, case_sensitive)] = None
+        return list(found)
+
     def lookup(self, matched: str) -> list[Alias]:
         """Entries a matched text names (a trailing plural -s/-es is tried off as well)."""
         found: list[Alias] = []
