@@ -19,7 +19,6 @@ _SAME_LENGTH = (
     ("\u2019", "'"), ("\u2018", "'"),
 )
 _nfkc_cache: dict[str, str] = {}
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Characters with combining class 0 that still compose with the character before them under NFC/NFKC
 # (Bengali, Oriya, Tamil, Kannada, Malayalam, Sinhala vowel parts, ...): with every combining mark
 # and the conjoining Hangul vowels and finals, they never start a piece that is normalised alone.
@@ -34,6 +33,30 @@ def _continues(ch: str) -> bool:
     U+0301 -> "é") or a conjoining Hangul vowel or final (NFD "하" + "ᆫ" -> "한")."""
     return ("\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff" or unicodedata.combining(ch) != 0
             or ch in _COMPOSING_STARTERS)
+
+
+# Characters by whether normalising can touch them: NFKC changes them or they belong with the character
+# before them (`_continues`). Learnt as texts show them (a few thousand at most), so that the runs to
+# normalise are found by one regex in C: a Japanese text is mostly kana and kanji that NFKC keeps, with
+# the odd full-width digit; an English one, ASCII with curly quotes and dashes and the odd no-break space.
+_stable_chars: set[str] = {chr(c) for c in range(128)}
+_unstable_chars: set[str] = set()
+_unstable_runs = re.compile("(?!)")
+
+
+def _unstable_pattern(text: str) -> re.Pattern[str]:
+    """The regex matching runs of characters that normalising may change, having learnt those of `text`."""
+    global _unstable_runs
+    new = set(text) - _stable_chars - _unstable_chars
+    if new:
+        for ch in new:
+            if _continues(ch) or unicodedata.normalize("NFKC", ch) != ch:
+                _unstable_chars.add(ch)
+            else:
+                _stable_chars.add(ch)
+        if not new <= _stable_chars:
+            _unstable_runs = re.compile("[" + "".join(map(re.escape, sorted(_unstable_chars))) + "]+")
+    return _unstable_runs
 
 
 class Normalized:
@@ -55,18 +78,18 @@ class Normalized:
         if unicodedata.is_normalized("NFKC", text):
             self.text = text
             return
-        # Only non-ASCII characters can change; copy ASCII runs whole (most of an English text). Each
-        # character is normalised together with the marks and jamo that follow it (NFD text composes
-        # back), and every character of the result maps to that whole piece of the original.
+        # Copy runs of characters NFKC keeps whole (most of a text, in any script); each other character
+        # is normalised together with the marks and jamo that follow it (NFD text composes back), and
+        # every character of the result maps to that whole piece of the original.
         pieces: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
         pos = 0
         n = len(text)
-        for m in _NON_ASCII.finditer(text):
+        for m in _unstable_pattern(text).finditer(text):
             i, j = m.span()
             if i > pos and _continues(text[i]):
-                i -= 1  # an ASCII base letter and the mark on it: "e" + U+0301
+                i -= 1  # a base letter and the mark on it: "e" + U+0301
             if i > pos:
                 pieces.append(text[pos:i])
                 r = range(pos, i)
