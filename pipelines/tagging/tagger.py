@@ -361,8 +361,10 @@ class Tagger:
                 yield run_lang, run
 
         for key, run in runs():
-            nlp = self.nlp(key)
-            for doc, (text, lang, country) in zip(nlp.pipe(t for t, _, _ in run), run, strict=True):
+            # The whole run is tokenized before any of it is tagged: alternating spaCy's tokenizer and
+            # the tagger's patterns text by text kept evicting each other's data from the CPU caches.
+            docs = list(self.nlp(key).pipe(t for t, _, _ in run))
+            for doc, (text, lang, country) in zip(docs, run, strict=True):
                 _attach_spans(doc, self._tag(text, lang, doc, country))
                 yield doc
 
