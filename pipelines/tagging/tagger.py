@@ -166,7 +166,7 @@ class Tagger:
         """Tag one text; `lang` None means detect it from the text; `country` (ISO alpha-2) is the source's
         country, which settles short forms like "EP" or "Gold Card" as a country named in the text would.
 
-        The same patterns and results as `tag_many`, without building the spaCy `Doc`: the crawl
+        The same patterns and results as `docs()`, without building the spaCy `Doc`: the crawl
         tags one article at a time as it arrives and keeps only the tags, and a Doc per article
         would cost more than the tagging itself (and grow the vocabulary of a long-running daemon).
         """
@@ -178,8 +178,8 @@ class Tagger:
 
         Each result is the `doc.user_data["tags"]` of the spaCy `Doc` `docs()` yields for it, found the
         way `tag` finds it, without the Doc: `monitor tag` and `monitor retag` keep only the tags, and
-        tokenizing a text into a Doc costs about as much as tagging it. `batch_size` is `docs()`'s,
-        kept so that callers may pass it.
+        tokenizing a text into a Doc costs more than tagging it. `batch_size` is `docs()`'s, kept so
+        that callers may pass it.
         """
         for item in texts:
             yield self._tag(item[0], item[1], country=item[2] if len(item) > 2 else None)
