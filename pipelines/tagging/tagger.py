@@ -3,6 +3,7 @@
     tagger = Tagger.load([Path("my-visas.toml")])
     result = tagger.tag("Japan issued 46,946 HSP visas in 2023.", lang="en")
     for result in tagger.tag_many(pairs): ...
+    for doc in tagger.docs(pairs): ...   # the same tags on spaCy Docs, with tokens and sentences
 
 Matching runs over the NFKC-normalised text with one trie regex per kind (built from the
 taxonomy data files at load), and every offset is mapped back to the text exactly as given.
@@ -165,7 +166,7 @@ class Tagger:
         """Tag one text; `lang` None means detect it from the text; `country` (ISO alpha-2) is the source's
         country, which settles short forms like "EP" or "Gold Card" as a country named in the text would.
 
-        The same patterns and results as `tag_many`, without building the spaCy `Doc`: the crawl
+        The same patterns and results as `docs()`, without building the spaCy `Doc`: the crawl
         tags one article at a time as it arrives and keeps only the tags, and a Doc per article
         would cost more than the tagging itself (and grow the vocabulary of a long-running daemon).
         """
@@ -173,13 +174,15 @@ class Tagger:
 
     def tag_many(self, texts: Iterable[tuple[str, str | None]] | Iterable[tuple[str, str | None, str | None]],
                  batch_size: int = 64) -> Iterator[TagResult]:
-        """Tag (text, lang) or (text, lang, source country) tuples lazily, in order, in this process,
-        batched with `nlp.pipe`.
+        """Tag (text, lang) or (text, lang, source country) tuples lazily, in order, in this process.
 
-        Each result is the `doc.user_data["tags"]` of the spaCy `Doc` `docs()` yields for it.
+        Each result is the `doc.user_data["tags"]` of the spaCy `Doc` `docs()` yields for it, found the
+        way `tag` finds it, without the Doc: `monitor tag` and `monitor retag` keep only the tags, and
+        tokenizing a text into a Doc costs more than tagging it. `batch_size` is `docs()`'s, kept so
+        that callers may pass it.
         """
-        for doc in self.docs(texts, batch_size):
-            yield doc.user_data["tags"]
+        for item in texts:
+            yield self._tag(item[0], item[1], country=item[2] if len(item) > 2 else None)
 
     # ------------------------------------------------------------------ core
     def _tag(self, text: str, lang: str | None, doc: Doc | None = None, country: str | None = None) -> TagResult:
@@ -358,8 +361,10 @@ class Tagger:
                 yield run_lang, run
 
         for key, run in runs():
-            nlp = self.nlp(key)
-            for doc, (text, lang, country) in zip(nlp.pipe(t for t, _, _ in run), run, strict=True):
+            # The whole run is tokenized before any of it is tagged: alternating spaCy's tokenizer and
+            # the tagger's patterns text by text kept evicting each other's data from the CPU caches.
+            docs = list(self.nlp(key).pipe(t for t, _, _ in run))
+            for doc, (text, lang, country) in zip(docs, run, strict=True):
                 _attach_spans(doc, self._tag(text, lang, doc, country))
                 yield doc
 

@@ -12,12 +12,13 @@ import unicodedata
 
 # One-to-one replacements applied before NFKC, so they never shift offsets: hyphen look-alikes and
 # curly apostrophes, which NFKC leaves alone but which break "H‑1B" or "Japan’s".
-_SAME_LENGTH = str.maketrans({
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2212": "-", "\ufe63": "-",
-    "\u2019": "'", "\u2018": "'", "\u00b7": "·",
-})
+# A chain of str.replace, each skipped unless its character occurs, scans in C; str.translate looked
+# every character of a non-ASCII text up in a dict, several times slower.
+_SAME_LENGTH = (
+    ("\u2010", "-"), ("\u2011", "-"), ("\u2012", "-"), ("\u2013", "-"), ("\u2212", "-"), ("\ufe63", "-"),
+    ("\u2019", "'"), ("\u2018", "'"),
+)
 _nfkc_cache: dict[str, str] = {}
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # Characters with combining class 0 that still compose with the character before them under NFC/NFKC
 # (Bengali, Oriya, Tamil, Kannada, Malayalam, Sinhala vowel parts, ...): with every combining mark
 # and the conjoining Hangul vowels and finals, they never start a piece that is normalised alone.
@@ -34,6 +35,30 @@ def _continues(ch: str) -> bool:
             or ch in _COMPOSING_STARTERS)
 
 
+# Characters by whether normalising can touch them: NFKC changes them or they belong with the character
+# before them (`_continues`). Learnt as texts show them (a few thousand at most), so that the runs to
+# normalise are found by one regex in C: a Japanese text is mostly kana and kanji that NFKC keeps, with
+# the odd full-width digit; an English one, ASCII with curly quotes and dashes and the odd no-break space.
+_stable_chars: set[str] = {chr(c) for c in range(128)}
+_unstable_chars: set[str] = set()
+_unstable_runs = re.compile("(?!)")
+
+
+def _unstable_pattern(text: str) -> re.Pattern[str]:
+    """The regex matching runs of characters that normalising may change, having learnt those of `text`."""
+    global _unstable_runs
+    new = set(text) - _stable_chars - _unstable_chars
+    if new:
+        for ch in new:
+            if _continues(ch) or unicodedata.normalize("NFKC", ch) != ch:
+                _unstable_chars.add(ch)
+            else:
+                _stable_chars.add(ch)
+        if not new <= _stable_chars:
+            _unstable_runs = re.compile("[" + "".join(map(re.escape, sorted(_unstable_chars))) + "]+")
+    return _unstable_runs
+
+
 class Normalized:
     """Normalised text plus the map from its indices back to the original string."""
 
@@ -46,22 +71,25 @@ class Normalized:
         if original.isascii():
             self.text = original
             return
-        text = original.translate(_SAME_LENGTH)
+        text = original
+        for char, replacement in _SAME_LENGTH:
+            if char in text:
+                text = text.replace(char, replacement)
         if unicodedata.is_normalized("NFKC", text):
             self.text = text
             return
-        # Only non-ASCII characters can change; copy ASCII runs whole (most of an English text). Each
-        # character is normalised together with the marks and jamo that follow it (NFD text composes
-        # back), and every character of the result maps to that whole piece of the original.
+        # Copy runs of characters NFKC keeps whole (most of a text, in any script); each other character
+        # is normalised together with the marks and jamo that follow it (NFD text composes back), and
+        # every character of the result maps to that whole piece of the original.
         pieces: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
         pos = 0
         n = len(text)
-        for m in _NON_ASCII.finditer(text):
+        for m in _unstable_pattern(text).finditer(text):
             i, j = m.span()
             if i > pos and _continues(text[i]):
-                i -= 1  # an ASCII base letter and the mark on it: "e" + U+0301
+                i -= 1  # a base letter and the mark on it: "e" + U+0301
             if i > pos:
                 pieces.append(text[pos:i])
                 r = range(pos, i)
@@ -103,13 +131,14 @@ class Normalized:
 # Sentence ends: terminal punctuation (plus closing quotes/brackets) followed by space, CJK full
 # stops (no space needed), or line breaks.
 # Written as one character class and then, by look-behind on that character, the three cases
-#   [.!?]+["')\]”]*\s+  |  (?:。|[!?](?=[^\x00-\x7f]))[!?。]*[」』)"”]*\s*  |  \s*\n\s*
-# (same matches in the same order): a pattern that starts with a class lets `re` skip to those
-# characters in C instead of trying every alternative at every position (twice as fast).
+#   [.!?]+["')\]”]*\s+  |  (?:。|[!?](?=[^\x00-\x7f]))[!?。]*[」』)"”]*\s*  |  \n\s*
+# (the same ends in the same order as with the last case written \s*\n\s*, which only the ends are
+# used of): a pattern that starts with a class lets `re` skip to those characters in C instead of
+# trying every alternative at every position, and leaving out spaces skips one try per word.
 _BOUNDARY = re.compile(
-    r"""[.!?。\s](?:(?<=[.!?])[.!?]*["'”)\]]*\s+"""
+    r"""[.!?。\n](?:(?<=[.!?])[.!?]*["'”)\]]*\s+"""
     r"""|(?<=。)[!?。]*[」』)"”]*\s*|(?<=[!?])(?=[^\x00-\x7f])[!?。]*[」』)"”]*\s*"""
-    r"""|(?<=\s)(?:\s*\n|(?<=\n))\s*)"""
+    r"""|(?<=\n)\s*)"""
 )
 _ABBREV = frozenset(
     "mr mrs ms dr prof st jan feb mar apr jun jul aug sep sept oct nov dec no nos vs etc inc corp ltd co "
