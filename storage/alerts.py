@@ -24,6 +24,7 @@ import sqlite_utils
 
 from storage.db import utc_now
 from storage.queries import SearchFilters, filter_clauses, match_condition
+from storage.target import is_postgres
 from storage.writes import transaction
 
 ARTICLE_COLUMNS = ("id", "title", "url", "source", "published_at", "fetched_at", "lang", "text", "content_hash")
@@ -64,11 +65,17 @@ def conditions_hash(conditions: RuleConditions) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]:
-    """SQL conditions on articles `a` for `conditions`, with their parameters."""
+def condition_clauses(conditions: RuleConditions, postgres: bool = False) -> tuple[list[str], list[Any]]:
+    """SQL conditions on articles `a` for `conditions`, with their parameters (`postgres`: its search SQL)."""
     clauses: list[str] = []
     params: list[Any] = []
-    if conditions.query:
+    if conditions.query and postgres:
+        from storage.postgres.search import match_condition as postgres_match
+
+        check, values = postgres_match(conditions.query)
+        clauses.append(check)
+        params += values
+    elif conditions.query:
         # Checked per article (an FTS lookup by rowid), not the index's whole match list: after a crawl
         # only the new articles are looked at.
         match = match_condition(conditions.query)
@@ -210,7 +217,7 @@ def matching_articles(
     articles fetched before that ISO time (a digest's slot). `since`: only
     articles published (or, undated, fetched) at or after that ISO time.
     """
-    clauses, params = condition_clauses(conditions)
+    clauses, params = condition_clauses(conditions, postgres=is_postgres(conn))
     if after_id is not None:
         clauses.append("a.id > ?")
         params.append(after_id)
@@ -325,7 +332,7 @@ def record_failure(
         db.conn.executemany(
             "INSERT INTO alert_failures (rule, article_id, recipient, attempts, last_error, updated_at)"
             " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (rule, article_id, recipient)"
-            " DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
+            " DO UPDATE SET attempts = alert_failures.attempts + 1, last_error = excluded.last_error,"
             " updated_at = excluded.updated_at",
             [(rule, article_id, recipient, error, now) for article_id in article_ids],
         )
@@ -388,7 +395,7 @@ def article_sources(conn: sqlite3.Connection, article_ids: Sequence[int]) -> lis
     marks = ",".join("?" * len(article_ids))
     rows = conn.execute(
         f"SELECT source FROM (SELECT source, fetched_at AS seen FROM articles WHERE id IN ({marks})"
-        f" UNION ALL SELECT source, seen_at FROM article_urls WHERE article_id IN ({marks}))"
+        f" UNION ALL SELECT source, seen_at FROM article_urls WHERE article_id IN ({marks})) AS seen_by"
         " WHERE source IS NOT NULL ORDER BY seen",
         [*article_ids, *article_ids],
     )
