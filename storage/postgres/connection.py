@@ -237,9 +237,9 @@ def connect(url: str, *, readonly: bool = False, application: str = "policy-moni
         raw = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name=application,
                               cursor_factory=psycopg.ClientCursor)
     except psycopg.Error as exc:
-        raise StorageError(f"cannot connect to PostgreSQL {redact(url)}: {one_line(exc)}") from None
+        raise StorageError(f"cannot connect to PostgreSQL {redact(url)}: {redact(one_line(exc))}") from None
     except Exception as exc:  # a malformed URL is a ProgrammingError or ValueError before any network
-        raise StorageError(f"invalid PostgreSQL URL {redact(url)}: {one_line(exc)}") from None
+        raise StorageError(f"invalid PostgreSQL URL {redact(url)}: {redact(one_line(exc))}") from None
     raw.row_factory = _row_factory
     try:
         ctype, encoding = raw.execute(
