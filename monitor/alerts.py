@@ -46,6 +46,7 @@ from storage.queries import (
     search_articles,
     validate_fts_query,
 )
+from storage.target import database_target, is_postgres
 
 log = logging.getLogger("monitor.alerts")
 
@@ -388,6 +389,10 @@ class DeliveryReport:
     """Messages refused for good GIVE_UP_AFTER times: never tried again."""
     suppressed: int = 0
     """Copies of stories already sent, put in the ledger without a message."""
+    claimed_elsewhere: int = 0
+    """Messages another sender on the same database had claimed (and sends)."""
+    delivering_elsewhere: bool = False
+    """PostgreSQL: another process held the delivery lock, so this sweep sent nothing (it will)."""
 
 
 class AlertSender:
@@ -404,7 +409,7 @@ class AlertSender:
     ) -> None:
         self.config = config
         self.rules = list(rules)
-        self.db_path = Path(db_path or config.db_path)
+        self.db_path = database_target(db_path or config.db_path)
         self.mailer = mailer
         self.now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -465,6 +470,10 @@ class AlertSender:
         report = DeliveryReport()
         db = open_db(self.db_path)
         mailer = None
+        if not dry_run and is_postgres(db) and not _delivery_lock(db):
+            db.close()
+            report.delivering_elsewhere = True
+            return report
         try:
             baselines = self._baselines(db, dry_run)
             newest = ledger.newest_article_id(db.conn)
@@ -491,6 +500,10 @@ class AlertSender:
                         server_down = True
                         log.error("alerts not delivered: %s", exc)
                         continue
+                    # Another daemon on the same database may be sending this very message: claimed once.
+                    if not ledger.claim_delivery(db, compiled.name, outgoing.article_ids, outgoing.recipient):
+                        report.claimed_elsewhere += 1
+                        continue
                     try:
                         mailer.send(outgoing.message, outgoing.recipient)
                     except DeliveryError as exc:
@@ -499,10 +512,12 @@ class AlertSender:
                         # A refusal of this one message lets the others go on.
                         server_down = exc.server_down
                         self._failed(db, compiled, outgoing, exc, report)
+                        ledger.release_claim(db, compiled.name, outgoing.article_ids, outgoing.recipient)
                         continue
                     # Accepted by the server: only now does the ledger say so.
                     ledger.record_delivery(db, compiled.name, outgoing.article_ids, outgoing.recipient,
                                            compiled.rule.to, slot=outgoing.slot)
+                    ledger.release_claim(db, compiled.name, outgoing.article_ids, outgoing.recipient)
                     report.sent.append(outgoing)
                     log.info("alert sent: rule=%s to=%s articles=%s subject=%r", compiled.name,
                              outgoing.recipient, _ids(outgoing.article_ids), outgoing.subject,
@@ -630,6 +645,14 @@ class AlertSender:
                 groups.append([article])
         return groups
 
+
+
+def _delivery_lock(db: Any) -> bool:
+    """PostgreSQL: whether this connection got the delivery lock (several daemons share one database; one
+    sweep delivers at a time, each message claimed besides). Held until the connection closes."""
+    from monitor.lock import DAEMON_LOCK_KEY
+
+    return bool(db.execute("SELECT pg_try_advisory_lock(?)", [DAEMON_LOCK_KEY]).fetchone()[0])
 
 
 def story_for(conn: Any, compiled: CompiledRule, group: Sequence[dict[str, Any]]) -> Story:

@@ -15,14 +15,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from storage.db import utc_now
+from storage.db import to_utc_iso, utc_now
 from storage.queries import SearchFilters, filter_clauses, match_condition
 from storage.target import is_postgres
 from storage.writes import transaction
@@ -360,6 +363,53 @@ def digest_sent(conn: sqlite3.Connection, rule: str, slot: str) -> set[str]:
     """The recipients the rule's digest for `slot` (an ISO time) already went to, or was given up for."""
     return {row[0] for row in conn.execute("SELECT recipient FROM alert_digests WHERE rule = ? AND slot = ?",
                                            [rule, slot])}
+
+
+CLAIM_LEASE = timedelta(minutes=15)
+"""A claim older than this belongs to a sender that died before recording its message: it may be taken over
+(the message may then go twice, as a crash between the server's acceptance and the ledger's write does)."""
+
+
+def claim_delivery(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int], recipient: str,
+                   claimant: str = "") -> bool:
+    """Claim the sending of the rule's message about `article_ids` to `recipient`; False when another sender
+    holds a claim on any of them (it sends; we do not).
+
+    `INSERT … ON CONFLICT DO NOTHING RETURNING` says which rows this call inserted: only a claim of every
+    one of them is kept. Several daemons on one PostgreSQL database (or one SQLite file) thus send each
+    message once. Release the claim with `release_claim` once the message is recorded or failed.
+    """
+    ids = list(dict.fromkeys(article_ids))
+    if not ids:
+        return True
+    now = datetime.now(UTC)
+    claimant = claimant or f"{socket.gethostname()}:{os.getpid()}"
+    marks = ",".join("?" * len(ids))
+    with transaction(db):
+        db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({marks})"
+                        " AND claimed_at < ?", [rule, recipient, *ids, to_utc_iso(now - CLAIM_LEASE)])
+        values = ", ".join("(?, ?, ?, ?, ?)" for _ in ids)
+        params = [value for article_id in ids for value in (rule, article_id, recipient, to_utc_iso(now), claimant)]
+        claimed = {int(row[0]) for row in db.conn.execute(
+            f"INSERT INTO alert_claims (rule, article_id, recipient, claimed_at, claimed_by) VALUES {values}"
+            " ON CONFLICT DO NOTHING RETURNING article_id", params).fetchall()}
+        if len(claimed) == len(ids):
+            return True
+        if claimed:
+            gone = ",".join("?" * len(claimed))
+            db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({gone})",
+                            [rule, recipient, *claimed])
+    return False
+
+
+def release_claim(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int], recipient: str) -> None:
+    """Drop the claim `claim_delivery` took (the ledger now says what happened to the message)."""
+    if not article_ids:
+        return
+    marks = ",".join("?" * len(article_ids))
+    with transaction(db):
+        db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({marks})",
+                        [rule, recipient, *article_ids])
 
 
 def record_sent(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int]) -> None:

@@ -22,6 +22,8 @@ from psycopg import pq
 
 from storage.db import StorageError
 
+WRITE_LOCK_KEY = 0x6D6F6E77  # "monw": the advisory lock a write transaction (BEGIN IMMEDIATE) takes
+
 
 class PostgresError(StorageError):
     """PostgreSQL refused a statement or the connection failed; the message is one line."""
@@ -167,6 +169,10 @@ class PostgresConnection:
         cursor = self.raw.cursor()
         try:
             cursor.execute(statement, _params(params) if params else None)
+            if statement == "BEGIN" and sql.strip().upper() != "BEGIN":
+                # BEGIN IMMEDIATE: one writer at a time, as on SQLite. The storage functions read, then write,
+                # in one transaction (is this URL stored? which id is newest?); serialized they need no retry.
+                cursor.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
         except psycopg.Error as exc:
             raise PostgresError(one_line(exc)) from None
         lastrowid = None

@@ -181,6 +181,14 @@ MIGRATIONS: list[str] = [
         gave_up_at TEXT,
         PRIMARY KEY (rule, article_id, recipient)
     );
+    CREATE TABLE alert_claims (
+        rule TEXT NOT NULL,
+        article_id BIGINT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        PRIMARY KEY (rule, article_id, recipient)
+    );
     CREATE TABLE deferred_items (
         url TEXT PRIMARY KEY,
         source TEXT,
