@@ -255,7 +255,7 @@ def given_up_recipients(conn: sqlite3.Connection, rule: str, article_ids: Sequen
 
 
 def _recipients(conn: sqlite3.Connection, table: str, rule: str, article_ids: Sequence[int],
-                condition: str = "1") -> dict[int, set[str]]:
+                condition: str = "1 = 1") -> dict[int, set[str]]:
     found: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
     for start in range(0, len(article_ids), 500):
         chunk = list(article_ids[start : start + 500])

@@ -112,8 +112,13 @@ class _Parser:
         return tree
 
     def _sequence(self) -> Expression:
+        """Terms side by side (an implicit AND); FTS5 puts no parenthesized group side by side with anything."""
+        group = self._peek() == "("
         tree = self._primary()
         while self._peek() not in (None, ")", *_OPERATORS):
+            if group or self._peek() == "(":
+                raise self._fail(f"syntax error near {self._peek()!r} (join a parenthesized group with AND,"
+                                 " OR or NOT)")
             tree = Node("and", tree, self._primary())
         return tree
 
@@ -224,8 +229,9 @@ def search_articles(conn: Any, query: str = "", filters: SearchFilters | None = 
         conditions = " AND ".join(["a.search_en @@ q.query", *where])
         rows = conn.execute(
             f"SELECT {columns}, -ts_rank('{_TITLE_WEIGHS_FIVE_TIMES}', a.search_en, q.query) AS rank,"
-            f" ts_headline('english', CASE WHEN a.text = '' THEN coalesce(a.title, '') ELSE a.text END,"
-            f" q.query, ?) AS snippet"
+            # The column that matches, as SQLite's snippet() picks: the text, else the title.
+            f" ts_headline('english', CASE WHEN to_tsvector('english', a.text) @@ q.query THEN a.text"
+            f" ELSE coalesce(a.title, '') END, q.query, ?) AS snippet"
             f" FROM (SELECT {tsquery} AS query) q CROSS JOIN LATERAL (SELECT * FROM articles a WHERE {conditions}"
             f" ORDER BY ts_rank('{_TITLE_WEIGHS_FIVE_TIMES}', a.search_en, q.query) DESC, a.id DESC LIMIT ?) a"
             " ORDER BY rank, a.id DESC",
