@@ -46,7 +46,7 @@ from storage.queries import (
     search_articles,
     validate_fts_query,
 )
-from storage.target import database_target, is_postgres
+from storage.target import database_target, is_database_url, is_postgres
 
 log = logging.getLogger("monitor.alerts")
 
@@ -97,7 +97,23 @@ def compile_rules(config: Config, tagger: TaggerIds) -> list[CompiledRule]:
     sources = {s.name for s in config.sources}
     file = str(config.path) if config.path else "config"
     countries = visa_countries(tagger)
-    return [compile_rule(rule, tagger, sources, file, countries) for rule in config.alerts]
+    compiled = [compile_rule(rule, tagger, sources, file, countries) for rule in config.alerts]
+    if is_database_url(config.db_path):
+        _check_postgres_queries(config.alerts, file)
+    return compiled
+
+
+def _check_postgres_queries(rules: Sequence[AlertRule], file: str) -> None:
+    """On PostgreSQL a rule's query is also translated to a tsquery: refused now, in one line, if it cannot be
+    (NEAR, column filters), rather than at every delivery."""
+    from storage.postgres.search import match_condition
+
+    for rule in rules:
+        if rule.query:
+            try:
+                match_condition(rule.query)
+            except QueryError as exc:
+                raise ConfigError(f"{file}: [[alerts]] {rule.name!r} query: {exc}") from None
 
 
 def visa_countries(tagger: TaggerIds) -> set[str]:

@@ -172,3 +172,14 @@ def test_the_delivery_lock_lets_one_sender_at_a_time(postgres_url, tmp_path):
         holder.close()
     free = monitor("--db", postgres_url, "alerts", "send", cwd=tmp_path)
     assert free.returncode == 0, free.stderr
+
+
+def test_an_alert_query_without_a_tsquery_translation_is_refused_at_start(postgres_url, tmp_path):
+    (tmp_path / "config.toml").write_text(
+        '[email]\noutbox = "outbox"\n[[alerts]]\nname = "near"\nto = "a@example.org"\nquery = "NEAR(visa quota)"\n',
+        encoding="utf-8")
+    assert_one_line_error(monitor("--db", postgres_url, "alerts", "send", "--dry-run", cwd=tmp_path),
+                          "'near' query: invalid search query")
+    # The same rule is fine on SQLite, whose FTS5 has NEAR.
+    sqlite = monitor("--db", str(tmp_path / "m.db"), "alerts", "send", "--dry-run", cwd=tmp_path)
+    assert sqlite.returncode == 0, sqlite.stderr
