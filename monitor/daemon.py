@@ -38,6 +38,7 @@ from pipelines.urls import url_host
 from storage import open_db
 from storage.db import disk_full, to_utc_iso, utc_now
 from storage.maintenance import checkpoint, prune_texts
+from storage.target import redact
 from storage.writes import update_source_health
 
 log = logging.getLogger("monitor.daemon")
@@ -221,9 +222,9 @@ class Daemon:
         self.scheduler = scheduler
         scheduler.start()
         log.info("daemon started: %d sources, %d alert rules, database %s, mail to %s", len(self.sources),
-                 len(self.rules), self.config.db_path, self._mail_target(),
+                 len(self.rules), redact(self.config.db_path), self._mail_target(),
                  extra={"fields": {"event": "started", "sources": len(self.sources), "rules": len(self.rules),
-                                   "db": str(self.config.db_path), "pid": os.getpid()}})
+                                   "db": redact(self.config.db_path), "pid": os.getpid()}})
 
     def wait(self) -> None:
         """Block until the stop event is set (wakes up regularly so signal handlers run)."""

@@ -6,6 +6,7 @@ without importing a database driver, so that the SQLite path never needs psycopg
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
@@ -27,3 +28,8 @@ def database_target(value: str | Path) -> Path | str:
 def is_postgres(handle: object) -> bool:
     """Whether a handle from `open_db` / `open_readonly` (or its `.conn`) is on PostgreSQL."""
     return getattr(handle, "backend", "sqlite") == "postgresql"
+
+
+def redact(target: str | Path) -> str:
+    """`target` for messages and logs: a URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(target))

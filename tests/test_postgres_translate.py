@@ -1,6 +1,9 @@
-"""The storage modules' SQL as PostgreSQL reads it (`storage.postgres.connection.translate`): no server needed."""
+"""The storage modules' SQL as PostgreSQL reads it (`storage.postgres.connection.translate`), URLs in the config,
+and the advisory lock (the one test here that needs a server)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -56,3 +59,16 @@ def test_the_environment_url_applies_when_no_path_is_configured(tmp_path, monkey
     (tmp_path / "url.toml").write_text('[storage]\npath = "postgresql://u@h/configured"\n', encoding="utf-8")
     assert load_config(tmp_path / "url.toml").db_path == "postgresql://u@h/configured"
     assert load_config(tmp_path / "file.toml", db_override="postgres://u@h/other").db_path == "postgres://u@h/other"
+
+
+def test_the_lock_of_a_postgresql_store_is_an_advisory_lock_naming_its_holder(postgres_url):
+    from monitor.lock import DaemonLocked, acquire_lock
+
+    held = acquire_lock(postgres_url, "monitor alerts send")
+    try:
+        with pytest.raises(DaemonLocked, match="another 'monitor alerts send' holds the lock advisory lock") as error:
+            acquire_lock(postgres_url)
+        assert f"PID {os.getpid()}" in str(error.value)
+    finally:
+        held.release()
+    acquire_lock(postgres_url).release()  # released: free again

@@ -8,8 +8,13 @@ where the dialects differ those functions ask `storage.target.is_postgres(handle
 from __future__ import annotations
 
 import zlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from storage.db import StorageError
+
+if TYPE_CHECKING:
+    from storage.postgres.connection import PostgresConnection, PostgresDatabase
 
 INSTALL_HINT = "PostgreSQL support is not installed: pip install 'policy-monitor[postgres]'"
 
@@ -17,7 +22,8 @@ SCHEMA_LOCK = zlib.crc32(b"policy-monitor schema")
 """The advisory lock key that serializes migrations between processes opening one database."""
 
 
-def _connection_module():  # noqa: ANN202 - the module, imported late so SQLite users need no psycopg
+def _connection_module() -> ModuleType:
+    """`storage.postgres.connection`, imported late so that SQLite users need no psycopg."""
     try:
         from storage.postgres import connection
     except ImportError:
@@ -25,7 +31,7 @@ def _connection_module():  # noqa: ANN202 - the module, imported late so SQLite 
     return connection
 
 
-def open_db(url: str):  # noqa: ANN201 - a PostgresDatabase
+def open_db(url: str) -> PostgresDatabase:
     """Connect read-write to the database at `url` and bring its schema up to date."""
     connection = _connection_module()
     conn = connection.connect(url)
@@ -37,7 +43,7 @@ def open_db(url: str):  # noqa: ANN201 - a PostgresDatabase
     return connection.PostgresDatabase(conn)
 
 
-def open_readonly(url: str):  # noqa: ANN201 - a PostgresConnection
+def open_readonly(url: str) -> PostgresConnection:
     """Connect to `url` with every transaction READ ONLY (PostgreSQL refuses writes in them)."""
     connection = _connection_module()
     conn = connection.connect(url, readonly=True)
@@ -48,7 +54,7 @@ def open_readonly(url: str):  # noqa: ANN201 - a PostgresConnection
     return conn
 
 
-def schema_version(conn) -> int:  # noqa: ANN001
+def schema_version(conn: PostgresConnection) -> int:
     """How many migrations the database has had (0 for an empty database)."""
     exists = conn.execute("SELECT to_regclass('monitor_schema') IS NOT NULL").fetchone()[0]
     if not exists:
@@ -57,7 +63,7 @@ def schema_version(conn) -> int:  # noqa: ANN001
     return int(row[0]) if row else 0
 
 
-def migrate(conn) -> int:  # noqa: ANN001
+def migrate(conn: PostgresConnection) -> int:
     """Apply the migrations `conn`'s database has not had yet, each in one transaction; return the version."""
     from storage.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import pq
 
 from storage.db import StorageError
+from storage.target import redact
 
 WRITE_LOCK_KEY = 0x6D6F6E77  # "monw": the advisory lock a write transaction (BEGIN IMMEDIATE) takes
 
@@ -228,11 +229,6 @@ class PostgresDatabase:
 
     def __repr__(self) -> str:
         return f"<PostgresDatabase {redact(self.conn.url)}>"
-
-
-def redact(url: str) -> str:
-    """`url` without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def connect(url: str, *, readonly: bool = False, application: str = "policy-monitor") -> PostgresConnection:
