@@ -357,3 +357,29 @@ def test_what_has_no_tsquery_translation_is_refused_in_one_line(postgres_url, qu
     with pytest.raises(QueryError, match="no PostgreSQL translation"):
         search_articles(conn, query)
     conn.close()
+
+
+# ---------------------------------------------------------------- maintenance and analyst questions
+
+
+def test_pruning_empties_old_text_and_search_forgets_it(target):
+    from storage.analyst import mentions_per_week, top_labels
+    from storage.maintenance import prune_candidates, prune_texts
+
+    db = open_db(target)
+    old, _ = store_article(db, article("https://p.example/old", "Old 비자 notice", "old quota text 비자",
+                                       published_at="2020-01-01T00:00:00+00:00"),
+                           [mention("visa", "KR:E-9", "KR")], [])
+    store_article(db, article("https://p.example/new", "New notice", "new quota text",
+                              published_at="2099-01-01T00:00:00+00:00"), [], [])
+    assert [c.id for c in prune_candidates(db.conn, 30)] == [old]
+    assert prune_texts(db, 30) == 1
+    # Mondays of the weeks, as on both backends' date functions (2020-01-01 was a Wednesday).
+    assert mentions_per_week(db.conn, "visa", ["KR:E-9"], "2019-01-01") == [
+        {"week": "2019-12-30", "label": "KR:E-9", "articles": 1}]
+    assert top_labels(db.conn, "visa", "2019-01-01") == [("KR:E-9", 1)]
+    db.close()
+    conn = open_readonly(target)
+    assert _names(search_articles(conn, "quota")) == ["new"]
+    assert _names(search_articles(conn, "비자")) == ["old"]  # the title is kept
+    conn.close()
