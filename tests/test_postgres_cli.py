@@ -61,6 +61,9 @@ def test_demo_then_search_in_every_script(demo_url, tmp_path):
     words = monitor("--db", demo_url, "search", '"H-1B" AND petitions', "--since", "2025-01-01", "--format", "json",
                     cwd=tmp_path)
     assert words.returncode == 0 and "<mark>" in words.stdout, words.stderr
+    # No --db and no config file: $MONITOR_DATABASE_URL is the database.
+    env_only = monitor("search", "高度専門職", "--format", "json", cwd=tmp_path, env={"MONITOR_DATABASE_URL": demo_url})
+    assert env_only.returncode == 0 and "<mark>高度専門職</mark>" in env_only.stdout, env_only.stderr
 
 
 def test_search_syntax_without_a_translation_is_one_line(demo_url, tmp_path):
