@@ -43,3 +43,29 @@ def test_two_daemons_on_one_database_send_each_alert_once(postgres_url, tmp_path
     db.close()
     logs = "".join((tmp_path / f"daemon{n}.log").read_text() for n in range(2))
     assert "Traceback" not in logs
+
+
+def test_a_source_another_daemon_is_crawling_or_just_crawled_is_left_to_it(postgres_url, tmp_path):
+    import zlib
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.config import SourceConfig
+    from monitor.daemon import crawled_elsewhere
+    from storage.db import to_utc_iso
+    from storage.writes import update_source_health, upsert_source
+
+    source = SourceConfig(name="wire", kind="feed", url="https://wire.example/feed.xml", every=600.0)
+    sqlite = open_db(tmp_path / "one.db")
+    assert not crawled_elsewhere(sqlite, source)  # one daemon per SQLite file: nothing to coordinate
+    sqlite.close()
+    ours, theirs = open_db(postgres_url), open_db(postgres_url)
+    upsert_source(ours, {"name": "wire", "kind": "feed", "url": source.url, "enabled": 1})
+    key = zlib.crc32(b"policy-monitor source wire")
+    assert theirs.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]
+    assert crawled_elsewhere(ours, source)  # crawling there now
+    theirs.close()
+    update_source_health(ours, "wire", last_attempt_at=to_utc_iso(datetime.now(UTC) - timedelta(seconds=60)))
+    assert crawled_elsewhere(ours, source)  # crawled a minute ago, every 10 minutes
+    update_source_health(ours, "wire", last_attempt_at=to_utc_iso(datetime.now(UTC) - timedelta(seconds=400)))
+    assert not crawled_elsewhere(ours, source)
+    ours.close()
