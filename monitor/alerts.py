@@ -46,6 +46,7 @@ from storage.queries import (
     search_articles,
     validate_fts_query,
 )
+from storage.target import database_target, is_database_url, is_postgres
 
 log = logging.getLogger("monitor.alerts")
 
@@ -96,7 +97,23 @@ def compile_rules(config: Config, tagger: TaggerIds) -> list[CompiledRule]:
     sources = {s.name for s in config.sources}
     file = str(config.path) if config.path else "config"
     countries = visa_countries(tagger)
-    return [compile_rule(rule, tagger, sources, file, countries) for rule in config.alerts]
+    compiled = [compile_rule(rule, tagger, sources, file, countries) for rule in config.alerts]
+    if is_database_url(config.db_path):
+        _check_postgres_queries(config.alerts, file)
+    return compiled
+
+
+def _check_postgres_queries(rules: Sequence[AlertRule], file: str) -> None:
+    """On PostgreSQL a rule's query is also translated to a tsquery: refused now, in one line, if it cannot be
+    (NEAR, column filters), rather than at every delivery."""
+    from storage.postgres.search import match_condition
+
+    for rule in rules:
+        if rule.query:
+            try:
+                match_condition(rule.query)
+            except QueryError as exc:
+                raise ConfigError(f"{file}: [[alerts]] {rule.name!r} query: {exc}") from None
 
 
 def visa_countries(tagger: TaggerIds) -> set[str]:
@@ -388,6 +405,10 @@ class DeliveryReport:
     """Messages refused for good GIVE_UP_AFTER times: never tried again."""
     suppressed: int = 0
     """Copies of stories already sent, put in the ledger without a message."""
+    claimed_elsewhere: int = 0
+    """Messages another sender on the same database had claimed (and sends)."""
+    delivering_elsewhere: bool = False
+    """PostgreSQL: another process held the delivery lock, so this sweep sent nothing (it will)."""
 
 
 class AlertSender:
@@ -404,7 +425,7 @@ class AlertSender:
     ) -> None:
         self.config = config
         self.rules = list(rules)
-        self.db_path = Path(db_path or config.db_path)
+        self.db_path = database_target(db_path or config.db_path)
         self.mailer = mailer
         self.now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -465,6 +486,10 @@ class AlertSender:
         report = DeliveryReport()
         db = open_db(self.db_path)
         mailer = None
+        if not dry_run and is_postgres(db) and not _delivery_lock(db):
+            db.close()
+            report.delivering_elsewhere = True
+            return report
         try:
             baselines = self._baselines(db, dry_run)
             newest = ledger.newest_article_id(db.conn)
@@ -494,6 +519,10 @@ class AlertSender:
                         server_down = True
                         log.error("alerts not delivered: %s", exc)
                         continue
+                    # Another daemon on the same database may be sending this very message: claimed once.
+                    if not ledger.claim_delivery(db, compiled.name, outgoing.article_ids, outgoing.recipient):
+                        report.claimed_elsewhere += 1
+                        continue
                     try:
                         mailer.send(outgoing.message, outgoing.recipient)
                     except DeliveryError as exc:
@@ -502,10 +531,12 @@ class AlertSender:
                         # A refusal of this one message lets the others go on.
                         server_down = exc.server_down
                         self._failed(db, compiled, outgoing, exc, report)
+                        ledger.release_claim(db, compiled.name, outgoing.article_ids, outgoing.recipient)
                         continue
                     # Accepted by the server: only now does the ledger say so.
                     ledger.record_delivery(db, compiled.name, outgoing.article_ids, outgoing.recipient,
                                            compiled.rule.to, slot=outgoing.slot)
+                    ledger.release_claim(db, compiled.name, outgoing.article_ids, outgoing.recipient)
                     report.sent.append(outgoing)
                     log.info("alert sent: rule=%s to=%s articles=%s subject=%r", compiled.name,
                              outgoing.recipient, _ids(outgoing.article_ids), outgoing.subject,
@@ -641,6 +672,14 @@ class AlertSender:
                 groups.append([article])
         return groups
 
+
+
+def _delivery_lock(db: Any) -> bool:
+    """PostgreSQL: whether this connection got the delivery lock (several daemons share one database; one
+    sweep delivers at a time, each message claimed besides). Held until the connection closes."""
+    from monitor.lock import DAEMON_LOCK_KEY
+
+    return bool(db.execute("SELECT pg_try_advisory_lock(?)", [DAEMON_LOCK_KEY]).fetchone()[0])
 
 
 def story_for(conn: Any, compiled: CompiledRule, group: Sequence[dict[str, Any]]) -> Story:

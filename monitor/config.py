@@ -23,6 +23,7 @@ from pipelines.jsonapi import JsonApiSpec
 from pipelines.keep import KeepFilter, validate_keep_filter
 from pipelines.listing import ListingSpec, validate_listing_spec
 from storage.alerts import FigureFilter
+from storage.target import DATABASE_URL_ENV, database_target, is_database_url
 
 SOURCE_KINDS = ("feed", "html_list", "json_api")
 ALERT_MODES = ("immediate", "daily", "weekly")
@@ -116,7 +117,8 @@ class WorkersConfig:
 @dataclass
 class Config:
     path: Path | None
-    db_path: Path
+    db_path: Path | str
+    """A SQLite file, or a PostgreSQL URL kept as a string (`storage.target.is_database_url`)."""
     fetch: FetchSettings
     sources: list[SourceConfig]
     taxonomy_files: list[Path] = field(default_factory=list)
@@ -167,7 +169,7 @@ def config_from_dict(
                            "backfill"})
 
     storage = reader.table(data, "storage", {"path", "keep_days"})
-    db_path = Path(db_override) if db_override else base_dir / reader.string(storage, "[storage]", "path", "monitor.db")
+    db_path = _db_target(db_override, reader.string(storage, "[storage]", "path", None), base_dir)
     keep_days = reader.number(storage, "[storage]", "keep_days", None, minimum=1)
 
     crawl = reader.table(data, "crawl", {
@@ -241,6 +243,16 @@ def _workers(reader: _Reader, table: dict[str, Any], store: str) -> WorkersConfi
         stalled_after=reader.number(table, where, "stalled_after", defaults.stalled_after, minimum=1),
         busy_retry=reader.number(table, where, "busy_retry", defaults.busy_retry, minimum=0.1),
     )
+
+
+def _db_target(override: str | None, configured: str | None, base_dir: Path) -> Path | str:
+    """--db, else `[storage] path` (a file relative to the config's folder), else $MONITOR_DATABASE_URL,
+    else monitor.db. A PostgreSQL URL stays a string."""
+    if override:
+        return database_target(override)
+    if configured is None:
+        configured = os.environ.get(DATABASE_URL_ENV) or "monitor.db"
+    return configured if is_database_url(configured) else base_dir / configured
 
 
 def parse_duration(text: str) -> float | None:

@@ -18,6 +18,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from pipelines.urls import url_host
 from storage import open_db
 from storage.db import disk_full, to_utc_iso, utc_now
 from storage.maintenance import checkpoint, prune_texts
+from storage.target import is_postgres, redact
 from storage.writes import update_source_health
 
 log = logging.getLogger("monitor.daemon")
@@ -221,9 +223,9 @@ class Daemon:
         self.scheduler = scheduler
         scheduler.start()
         log.info("daemon started: %d sources, %d alert rules, database %s, mail to %s", len(self.sources),
-                 len(self.rules), self.config.db_path, self._mail_target(),
+                 len(self.rules), redact(self.config.db_path), self._mail_target(),
                  extra={"fields": {"event": "started", "sources": len(self.sources), "rules": len(self.rules),
-                                   "db": str(self.config.db_path), "pid": os.getpid()}})
+                                   "db": redact(self.config.db_path), "pid": os.getpid()}})
 
     def wait(self) -> None:
         """Block until the stop event is set (wakes up regularly so signal handlers run)."""
@@ -304,7 +306,7 @@ class Daemon:
                 return None
             db = open_db(self.config.db_path)
             try:
-                if self._backing_off(db, source):
+                if self._backing_off(db, source) or crawled_elsewhere(db, source):
                     return None
                 summary = run_crawl(self.config, db, self.tagger, [source], stop=self.stop,
                                     memory=self.host_memory)
@@ -414,3 +416,22 @@ def after_cycle(db: Any, source: SourceConfig, outcome: SourceOutcome) -> None:
     fields.update(error=outcome.error, failures=failures, backoff=wait)
     log.warning("crawl %s: FAILED (%d in a row, next try in %.0fs) after %.1fs: %s", source.name, failures,
                 wait, outcome.elapsed, outcome.error, extra={"fields": fields})
+
+
+def crawled_elsewhere(db: Any, source: SourceConfig) -> bool:
+    """PostgreSQL, where several daemons share the database: whether another daemon is crawling `source`
+    right now (it holds the source's advisory lock; ours is held until `db` closes) or crawled it less than
+    half its interval ago (a cron source: within CRON_JITTER_CAP), so that the sites see one crawler's
+    schedule however many daemons run. Always False on SQLite, which has one daemon per file."""
+    if not is_postgres(db):
+        return False
+    key = zlib.crc32(f"policy-monitor source {source.name}".encode())
+    if not db.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]:
+        return True
+    row = db.execute("SELECT last_attempt_at FROM sources WHERE name = ?", [source.name]).fetchone()
+    try:
+        last = datetime.fromisoformat(row[0]) if row and row[0] else None
+    except ValueError:
+        last = None
+    window = CRON_JITTER_CAP if source.cron else source.every / 2
+    return last is not None and (datetime.now(UTC) - last).total_seconds() < window

@@ -13,9 +13,10 @@ from monitor.output import format_figure
 from pipelines.tagging import Tagger
 from storage import open_db, open_readonly
 from storage.queries import article_tags
+from storage.target import is_database_url
 
 
-def demo_config(base_url: str, db_path: Path, outbox: Path) -> Config:
+def demo_config(base_url: str, db_path: Path | str, outbox: Path) -> Config:
     """The configuration that crawls the demo site at `base_url` (on loopback, so private addresses allowed)."""
     data = {
         "storage": {"path": str(db_path)},
@@ -27,7 +28,8 @@ def demo_config(base_url: str, db_path: Path, outbox: Path) -> Config:
     return config_from_dict(data, path=None, base_dir=Path.cwd())
 
 
-def run_demo(db_path: Path = Path("demo.db"), outbox: Path = Path("demo-outbox"), out: TextIO | None = None) -> int:
+def run_demo(db_path: Path | str = Path("demo.db"), outbox: Path = Path("demo-outbox"),
+             out: TextIO | None = None) -> int:
     """Serve the sample site on 127.0.0.1, crawl it into `db_path`, print the articles and their tags."""
     out = out or sys.stdout
     with _serve_on_stable_port() as server:
@@ -58,7 +60,7 @@ def _serve_on_stable_port() -> DemoServer:
         return serve_demo_site()
 
 
-def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
+def print_findings(db_path: Path | str, summary: CycleSummary, out: TextIO) -> None:
     """Every stored article with its visa, sector and figure tags, then commands to explore further."""
     conn = open_readonly(db_path)
     rows = conn.execute(
@@ -82,4 +84,6 @@ def print_findings(db_path: Path, summary: CycleSummary, out: TextIO) -> None:
     print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
     print(f"  .venv/bin/monitor --db {db_path} sql \"SELECT visa, year, value, unit, text FROM figures"
           " WHERE visa IS NOT NULL ORDER BY visa, year\"", file=out)
-    print(f"  .venv/bin/monitor --db {db_path} serve    # web UI and dashboard on http://127.0.0.1:8001/", file=out)
+    if not is_database_url(db_path):
+        print(f"  .venv/bin/monitor --db {db_path} serve    # web UI and dashboard on http://127.0.0.1:8001/",
+              file=out)

@@ -15,15 +15,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from storage.db import utc_now
+from storage.db import to_utc_iso, utc_now
 from storage.queries import SearchFilters, filter_clauses, match_condition
+from storage.target import is_postgres
 from storage.writes import transaction
 
 ARTICLE_COLUMNS = ("id", "title", "url", "source", "published_at", "fetched_at", "lang", "text", "content_hash")
@@ -64,11 +68,17 @@ def conditions_hash(conditions: RuleConditions) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def condition_clauses(conditions: RuleConditions) -> tuple[list[str], list[Any]]:
-    """SQL conditions on articles `a` for `conditions`, with their parameters."""
+def condition_clauses(conditions: RuleConditions, postgres: bool = False) -> tuple[list[str], list[Any]]:
+    """SQL conditions on articles `a` for `conditions`, with their parameters (`postgres`: its search SQL)."""
     clauses: list[str] = []
     params: list[Any] = []
-    if conditions.query:
+    if conditions.query and postgres:
+        from storage.postgres.search import match_condition as postgres_match
+
+        check, values = postgres_match(conditions.query)
+        clauses.append(check)
+        params += values
+    elif conditions.query:
         # Checked per article (an FTS lookup by rowid), not the index's whole match list: after a crawl
         # only the new articles are looked at.
         match = match_condition(conditions.query)
@@ -231,7 +241,7 @@ def matching_articles(
     articles fetched before that ISO time (a digest's slot). `since`: only
     articles published (or, undated, fetched) at or after that ISO time.
     """
-    clauses, params = condition_clauses(conditions)
+    clauses, params = condition_clauses(conditions, postgres=is_postgres(conn))
     if after_id is not None:
         clauses.append("a.id > ?")
         params.append(after_id)
@@ -269,7 +279,7 @@ def given_up_recipients(conn: sqlite3.Connection, rule: str, article_ids: Sequen
 
 
 def _recipients(conn: sqlite3.Connection, table: str, rule: str, article_ids: Sequence[int],
-                condition: str = "1") -> dict[int, set[str]]:
+                condition: str = "1 = 1") -> dict[int, set[str]]:
     found: dict[int, set[str]] = {article_id: set() for article_id in article_ids}
     for start in range(0, len(article_ids), 500):
         chunk = list(article_ids[start : start + 500])
@@ -349,7 +359,7 @@ def record_failure(
         db.conn.executemany(
             "INSERT INTO alert_failures (rule, article_id, recipient, attempts, last_error, updated_at)"
             " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (rule, article_id, recipient)"
-            " DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
+            " DO UPDATE SET attempts = alert_failures.attempts + 1, last_error = excluded.last_error,"
             " updated_at = excluded.updated_at",
             [(rule, article_id, recipient, error, now) for article_id in article_ids],
         )
@@ -377,6 +387,53 @@ def digest_sent(conn: sqlite3.Connection, rule: str, slot: str) -> set[str]:
     """The recipients the rule's digest for `slot` (an ISO time) already went to, or was given up for."""
     return {row[0] for row in conn.execute("SELECT recipient FROM alert_digests WHERE rule = ? AND slot = ?",
                                            [rule, slot])}
+
+
+CLAIM_LEASE = timedelta(minutes=15)
+"""A claim older than this belongs to a sender that died before recording its message: it may be taken over
+(the message may then go twice, as a crash between the server's acceptance and the ledger's write does)."""
+
+
+def claim_delivery(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int], recipient: str,
+                   claimant: str = "") -> bool:
+    """Claim the sending of the rule's message about `article_ids` to `recipient`; False when another sender
+    holds a claim on any of them (it sends; we do not).
+
+    `INSERT … ON CONFLICT DO NOTHING RETURNING` says which rows this call inserted: only a claim of every
+    one of them is kept. Several daemons on one PostgreSQL database (or one SQLite file) thus send each
+    message once. Release the claim with `release_claim` once the message is recorded or failed.
+    """
+    ids = list(dict.fromkeys(article_ids))
+    if not ids:
+        return True
+    now = datetime.now(UTC)
+    claimant = claimant or f"{socket.gethostname()}:{os.getpid()}"
+    marks = ",".join("?" * len(ids))
+    with transaction(db):
+        db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({marks})"
+                        " AND claimed_at < ?", [rule, recipient, *ids, to_utc_iso(now - CLAIM_LEASE)])
+        values = ", ".join("(?, ?, ?, ?, ?)" for _ in ids)
+        params = [value for article_id in ids for value in (rule, article_id, recipient, to_utc_iso(now), claimant)]
+        claimed = {int(row[0]) for row in db.conn.execute(
+            f"INSERT INTO alert_claims (rule, article_id, recipient, claimed_at, claimed_by) VALUES {values}"
+            " ON CONFLICT DO NOTHING RETURNING article_id", params).fetchall()}
+        if len(claimed) == len(ids):
+            return True
+        if claimed:
+            gone = ",".join("?" * len(claimed))
+            db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({gone})",
+                            [rule, recipient, *claimed])
+    return False
+
+
+def release_claim(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int], recipient: str) -> None:
+    """Drop the claim `claim_delivery` took (the ledger now says what happened to the message)."""
+    if not article_ids:
+        return
+    marks = ",".join("?" * len(article_ids))
+    with transaction(db):
+        db.conn.execute(f"DELETE FROM alert_claims WHERE rule = ? AND recipient = ? AND article_id IN ({marks})",
+                        [rule, recipient, *article_ids])
 
 
 def record_sent(db: sqlite_utils.Database, rule: str, article_ids: Sequence[int]) -> None:
@@ -412,7 +469,7 @@ def article_sources(conn: sqlite3.Connection, article_ids: Sequence[int]) -> lis
     marks = ",".join("?" * len(article_ids))
     rows = conn.execute(
         f"SELECT source FROM (SELECT source, fetched_at AS seen FROM articles WHERE id IN ({marks})"
-        f" UNION ALL SELECT source, seen_at FROM article_urls WHERE article_id IN ({marks}))"
+        f" UNION ALL SELECT source, seen_at FROM article_urls WHERE article_id IN ({marks})) AS seen_by"
         " WHERE source IS NOT NULL ORDER BY seen",
         [*article_ids, *article_ids],
     )

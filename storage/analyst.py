@@ -6,6 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from storage.target import is_postgres
+
 
 def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
     columns = [d[0] for d in cursor.description]
@@ -84,6 +86,10 @@ def mentions_per_week(conn: sqlite3.Connection, kind: str, labels: Sequence[str]
     """Rows (week, label, articles): articles mentioning each label, by the Monday starting their week."""
     if not labels:
         return []
+    if is_postgres(conn):
+        from storage.postgres.sql import mentions_per_week as postgres_weeks
+
+        return postgres_weeks(conn, kind, labels, since)
     cursor = conn.execute(
         f"""
         SELECT date(substr(coalesce(a.published_at, a.fetched_at), 1, 10), 'weekday 0', '-6 days') AS week,
@@ -108,7 +114,7 @@ def newest_articles_by_country(conn: sqlite3.Connection, since: str, per_country
                  row_number() OVER (PARTITION BY coalesce(a.country, '')
                                     ORDER BY coalesce(a.published_at, a.fetched_at) DESC, a.id DESC) AS rank
           FROM articles a WHERE coalesce(a.published_at, a.fetched_at) >= ?
-        ) WHERE rank <= ? ORDER BY country = '', country, published DESC, id DESC
+        ) AS ranked WHERE rank <= ? ORDER BY country = '', country, published DESC, id DESC
         """,
         [since, per_country],
     )

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from storage.queries import cjk_grams
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
+from storage.target import is_database_url
 
 
 class StorageError(Exception):
@@ -67,7 +68,14 @@ def to_utc_iso(moment: datetime) -> str:
 
 
 def open_db(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at `path` in WAL mode and bring its schema up to date."""
+    """Open (creating if needed) the database at `path` in WAL mode and bring its schema up to date.
+
+    A PostgreSQL URL (`postgresql://user@host:port/dbname`) opens that database instead (`storage.postgres`).
+    """
+    if is_database_url(path):
+        from storage import postgres
+
+        return postgres.open_db(str(path))
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +159,12 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     """Open `path` read-only (SQLite `mode=ro`): writes fail inside SQLite itself, whatever the SQL says.
 
     Attaching other databases is switched off too, so no statement can create a file either.
+    A PostgreSQL URL gets a connection whose every transaction is READ ONLY (`storage.postgres`).
     """
+    if is_database_url(path):
+        from storage import postgres
+
+        return postgres.open_readonly(str(path))
     path = Path(path)
     if not path.exists():
         raise StorageError(f"database {path} does not exist; run 'monitor crawl' first")

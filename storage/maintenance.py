@@ -22,6 +22,7 @@ import sqlite_utils
 
 from storage.db import StorageError, to_utc_iso
 from storage.schema import SCHEMA_VERSION
+from storage.target import is_postgres
 
 CJK_GLOB = "*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]*"
 """The test migration 2's triggers use to decide which rows go into `articles_fts_cjk` (keep them equal)."""
@@ -66,8 +67,11 @@ def checkpoint(conn: sqlite3.Connection, db_path: str | Path, *, truncate: bool 
 
     TRUNCATE takes the write lock and waits for readers on older snapshots: it waits at most
     `busy_ms` and gives up quietly (a busy result), so a reader that never pauses (the web UI)
-    costs a WAL that is merely reused, not one that grows.
+    costs a WAL that is merely reused, not one that grows. PostgreSQL has no WAL file of ours to
+    reset (the server checkpoints itself): nothing to do there.
     """
+    if is_postgres(conn):
+        return CheckpointResult("none", False, 0, 0, 0)
     busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     mode = "PASSIVE"
     if truncate:

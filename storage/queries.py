@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage.target import is_postgres
+
 HIGHLIGHT_START, HIGHLIGHT_END = "<mark>", "</mark>"
 
 # Han, kana and Hangul: scripts unicode61 cannot split into words.
@@ -41,6 +43,10 @@ class QueryError(ValueError):
 
 def run_sql(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[tuple]]:
     """Run one statement on a read-only connection; return (column names, rows)."""
+    if is_postgres(conn):
+        from storage.postgres.search import run_sql as run_postgres_sql
+
+        return run_postgres_sql(conn, sql, params)
     try:
         cursor = conn.execute(sql, params or {})
         rows = [tuple(row) for row in cursor.fetchall()]
@@ -364,6 +370,10 @@ def search_articles(
     are checked on its articles only; when every condition is common, matches come soon enough in
     date (or FTS) order. Only the results get a snippet.
     """
+    if is_postgres(conn):
+        from storage.postgres.search import search_articles as search_postgres
+
+        return search_postgres(conn, query, filters, limit)
     query = query.strip()
     conditions = filter_conditions(filters or SearchFilters())
     try:
@@ -583,6 +593,10 @@ def count_articles(conn: sqlite3.Connection) -> int:
 
 def source_health_rows(conn: sqlite3.Connection, now_iso: str) -> list[dict[str, Any]]:
     """Every source's stored health with its new-article counts over 7, 30 and 90 days before `now_iso`."""
+    if is_postgres(conn):
+        from storage.postgres.sql import source_health_rows as postgres_rows
+
+        return postgres_rows(conn, now_iso)
     cursor = conn.execute(
         """
         SELECT s.*,

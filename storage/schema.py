@@ -300,6 +300,19 @@ MIGRATIONS: list[str] = [
         last_error TEXT
     );
     """,
+    # 14 (issue 10, several daemons on one database): a message being sent is claimed first, one row per
+    # rule, article and recipient; a second sender's claim of the same finds the row and sends nothing.
+    # Claims go when the message is recorded (or failed); one older than its lease is a sender that died.
+    """
+    CREATE TABLE alert_claims (
+        rule TEXT NOT NULL,
+        article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        PRIMARY KEY (rule, article_id, recipient)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

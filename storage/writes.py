@@ -96,8 +96,8 @@ def note_deferral(db: sqlite_utils.Database, url: str, source: str | None, error
     with transaction(db):
         db.execute(
             "INSERT INTO deferred_items (url, source, attempts, last_error, updated_at) VALUES (?, ?, 1, ?, ?)"
-            " ON CONFLICT(url) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
-            " updated_at = excluded.updated_at",
+            " ON CONFLICT(url) DO UPDATE SET attempts = deferred_items.attempts + 1,"
+            " last_error = excluded.last_error, updated_at = excluded.updated_at",
             [url, source, error, utc_now()],
         )
         return db.execute("SELECT attempts FROM deferred_items WHERE url = ?", [url]).fetchone()[0]

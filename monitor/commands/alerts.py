@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from monitor.commands import load
 from monitor.config import Config, ConfigError
+from storage.target import is_database_url
 
 if TYPE_CHECKING:
     from monitor.alerts import CompiledRule
@@ -91,9 +92,11 @@ def handle_send(args: argparse.Namespace) -> int:
 
         # Checked even with nothing due, so a broken [email] shows before the first alert is.
         check_email_config(config.email)
-        # A running daemon delivers alerts itself; two senders at once could send one alert twice.
+        # A running daemon delivers alerts itself; two senders at once could send one alert twice. On
+        # PostgreSQL, where several daemons may share the database, each sweep takes an advisory lock instead.
         try:
-            lock = acquire_lock(config.db_path, "monitor alerts send")
+            if not is_database_url(config.db_path):
+                lock = acquire_lock(config.db_path, "monitor alerts send")
         except DaemonLocked as exc:
             print(f"monitor: {exc}", file=sys.stderr)
             return DELIVERY_FAILED
@@ -103,6 +106,10 @@ def handle_send(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.release()
+    if report.delivering_elsewhere:
+        print("monitor: another process ('monitor run' or 'alerts send') is delivering alerts on this database"
+              " now; it sends what is due", file=sys.stderr)
+        return DELIVERY_FAILED
     for outgoing in report.sent:
         print(f"sent    {outgoing.rule} → {outgoing.recipient}: {outgoing.subject}")
     verb = "would send" if args.dry_run else "pending "

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from monitor.commands import db_path, load
+from monitor.commands import db_path, load, refuse_on_postgres
 from monitor.config import ConfigError
 from monitor.output import write_rows
+from storage.target import database_target, is_database_url
 
 DAMAGED = 1
 """Exit code of `db check` for a damaged database, and of `restore` refused because a daemon runs."""
@@ -44,6 +45,8 @@ def handle_backup(args: argparse.Namespace) -> int:
     from storage.maintenance import backup_database, backup_target
 
     database = db_path(args)
+    refuse_on_postgres(database, "backup",
+                       "back up with pg_dump, e.g. 'pg_dump --format=custom --file monitor.dump URL'")
     if args.keep is not None and args.keep < 1:
         raise ConfigError(f"--keep: expected a number >= 1, got {args.keep}")
     target = backup_target(args.out, database)
@@ -63,6 +66,7 @@ def handle_restore(args: argparse.Namespace) -> int:
     from storage.maintenance import restore_database
 
     database = db_path(args)
+    refuse_on_postgres(database, "restore", "restore a pg_dump file with pg_restore (daemons stopped)")
     backup = Path(args.path)
     if not backup.is_file():
         raise ConfigError(f"backup {backup} does not exist")
@@ -83,7 +87,10 @@ def handle_restore(args: argparse.Namespace) -> int:
 def handle_check(args: argparse.Namespace) -> int:
     from storage.maintenance import check_database
 
-    report = check_database(db_path(args))
+    database = db_path(args)
+    if is_database_url(database):
+        return _check_postgres(str(database))
+    report = check_database(database)
     print(f"database {report.path}: schema version {report.schema_version}, WAL {report.wal_bytes / 1e6:.1f} MB")
     for table, count in report.counts.items():
         print(f"  {table:<12} {count:>9}")
@@ -99,6 +106,8 @@ def handle_repair_fts(args: argparse.Namespace) -> int:
     from storage.maintenance import rebuild_fts
 
     database = db_path(args)
+    refuse_on_postgres(database, "db repair-fts", "PostgreSQL keeps its search columns itself (generated columns);"
+                       " 'REINDEX TABLE articles' rebuilds their indexes")
     if not database.exists():
         raise ConfigError(f"database {database} does not exist")
     db = open_db(database)
@@ -115,7 +124,7 @@ def handle_prune(args: argparse.Namespace) -> int:
     from storage.maintenance import prune_candidates, prune_texts
 
     if args.keep_days is not None and args.db:
-        keep_days, database = args.keep_days, Path(args.db)  # everything given: no config file needed
+        keep_days, database = args.keep_days, database_target(args.db)  # everything given: no config file needed
     else:
         config = load(args)
         keep_days = args.keep_days if args.keep_days is not None else config.keep_days
@@ -124,7 +133,7 @@ def handle_prune(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to prune: [storage] keep_days is not set (everything is kept)")
     if keep_days < 1:
         raise ConfigError(f"--keep-days: expected a number >= 1, got {keep_days:g}")
-    if not database.exists():
+    if not is_database_url(database) and not database.exists():
         raise ConfigError(f"database {database} does not exist")
     db = open_db(database)
     try:
@@ -140,4 +149,24 @@ def handle_prune(args: argparse.Namespace) -> int:
     finally:
         db.close()
     print(f"pruned the text of {pruned} articles older than {keep_days:g} days; rows, tags and figures kept")
+    return 0
+
+
+def _check_postgres(url: str) -> int:
+    """`db check` on PostgreSQL: schema version and row counts (the server checks its own pages)."""
+    from storage import open_readonly
+    from storage.postgres import schema_version
+    from storage.postgres.connection import redact
+    from storage.postgres.schema import SCHEMA_VERSION
+
+    conn = open_readonly(url)
+    try:
+        version = schema_version(conn)
+        print(f"database {redact(url)}: PostgreSQL schema version {version} (this program's: {SCHEMA_VERSION})")
+        for table in ("articles", "mentions", "figures", "sources", "alerts_sent"):
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            print(f"  {table:<12} {count:>9}")
+    finally:
+        conn.close()
+    print("PostgreSQL checks its own pages; for a deeper check use the amcheck extension, for a copy pg_dump")
     return 0

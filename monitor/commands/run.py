@@ -11,6 +11,7 @@ import threading
 
 from monitor.commands import load
 from monitor.config import ConfigError
+from storage.target import is_database_url
 
 LOCKED = 1
 
@@ -44,7 +45,9 @@ def handle(args: argparse.Namespace) -> int:
     check_email_config(config.email)
     setup_logging(args.log_format)
     try:
-        lock = acquire_lock(config.db_path)
+        # On PostgreSQL several daemons may share the database (one per machine): deliveries take an
+        # advisory lock each and claim every message instead (monitor.alerts).
+        lock = None if is_database_url(config.db_path) else acquire_lock(config.db_path)
     except DaemonLocked as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         return LOCKED
@@ -80,7 +83,7 @@ def handle(args: argparse.Namespace) -> int:
             app.close()
         # A job still running may be sending an alert: released now, the lock would let a new daemon
         # start and send it again. os._exit below ends the process, and the OS frees the lock then.
-        if not stuck:
+        if not stuck and lock is not None:
             lock.release()
     if stuck:
         # A job stuck in network I/O must not hold the exit past the service manager's patience;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from monitor.commands import db_path
+from monitor.commands import db_path, refuse_on_postgres
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle_serve(args: argparse.Namespace) -> int:
     from monitor.analyst.serve import serve
 
-    return serve(db_path(args), host=args.host, port=args.port)
+    database = db_path(args)
+    refuse_on_postgres(database, "serve", "Datasette, the web UI, reads SQLite only: query PostgreSQL with"
+                       " 'monitor search' and 'monitor sql', or point a PostgreSQL tool at it")
+    return serve(database, host=args.host, port=args.port)
 
 
 def _port(text: str) -> int:

@@ -13,6 +13,7 @@ from monitor.health import assess_sources
 from monitor.output import write_rows
 from storage import open_readonly, utc_now
 from storage.queries import source_health_rows
+from storage.target import is_database_url
 
 COLUMNS = ("name", "status", "last_success", "last_error", "new_7d", "new_30d", "next_due")
 CHECK_COLUMNS = ("store", "published_at", "title", "url", "why")
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     config = load(args)
     rows = []
-    if config.db_path.exists():
+    if is_database_url(config.db_path) or config.db_path.exists():
         conn = open_readonly(config.db_path)
         rows = source_health_rows(conn, utc_now())
         conn.close()
