@@ -383,3 +383,26 @@ def test_pruning_empties_old_text_and_search_forgets_it(target):
     assert _names(search_articles(conn, "quota")) == ["new"]
     assert _names(search_articles(conn, "비자")) == ["old"]  # the title is kept
     conn.close()
+
+
+# ---------------------------------------------------------------- schema
+
+
+def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, postgres_url: str):
+    """A migration added to one backend only fails here: every SQLite table and column exists on PostgreSQL
+    (PostgreSQL adds only its search columns; SQLite its FTS5 tables, which have no PostgreSQL twin)."""
+    sqlite_db = open_db(tmp_path / "schema.db")
+    sqlite_tables = {
+        name: {column[1] for column in sqlite_db.execute(f"PRAGMA table_info('{name}')")}
+        for (name,) in sqlite_db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+                                         " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'articles_fts%'"
+                                         " AND name NOT LIKE 'articles_cjk_grams%'")
+    }
+    postgres_db = open_db(postgres_url)
+    postgres_tables: dict[str, set[str]] = {}
+    for table, column in postgres_db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"):
+        postgres_tables.setdefault(table, set()).add(column)
+    missing = {table: sorted(columns - postgres_tables.get(table, set()))
+               for table, columns in sqlite_tables.items() if columns - postgres_tables.get(table, set())}
+    assert missing == {}

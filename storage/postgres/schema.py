@@ -207,6 +207,24 @@ MIGRATIONS: list[str] = [
         FROM (SELECT DISTINCT article_id, kind, label FROM mentions WHERE kind IN ('visa', 'sector')) m
         JOIN articles a ON a.id = m.article_id;
     """,
+    # 2 (SQLite's 12 and 13): each alert rule's checkpoint (issue 10: evaluating a rule reads only the
+    # articles above it) and the `monitor backfill` ledger (issue 11).
+    """
+    ALTER TABLE alert_rules ADD COLUMN checked_up_to BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE backfill_files (
+        file TEXT PRIMARY KEY,
+        records_read BIGINT NOT NULL DEFAULT 0,
+        next_offset BIGINT NOT NULL DEFAULT 0,
+        stored BIGINT NOT NULL DEFAULT 0,
+        known BIGINT NOT NULL DEFAULT 0,
+        broken BIGINT NOT NULL DEFAULT 0,
+        finished INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        last_error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
