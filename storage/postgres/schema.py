@@ -207,6 +207,25 @@ MIGRATIONS: list[str] = [
         FROM (SELECT DISTINCT article_id, kind, label FROM mentions WHERE kind IN ('visa', 'sector')) m
         JOIN articles a ON a.id = m.article_id;
     """,
+    # 2 (issue 11 on PostgreSQL): what SQLite's migrations 12 and 13 added while migration 1 was being
+    # written: each alert rule's checkpoint (`checked_up_to`, see storage/schema.py) and the ledger of
+    # `monitor backfill` (`backfill_files`, one row per WARC file), so that alerts and backfills run here.
+    """
+    ALTER TABLE alert_rules ADD COLUMN checked_up_to BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE backfill_files (
+        file TEXT PRIMARY KEY,
+        records_read BIGINT NOT NULL DEFAULT 0,
+        next_offset BIGINT NOT NULL DEFAULT 0,
+        stored BIGINT NOT NULL DEFAULT 0,
+        known BIGINT NOT NULL DEFAULT 0,
+        broken BIGINT NOT NULL DEFAULT 0,
+        finished INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT,
+        last_error TEXT
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
