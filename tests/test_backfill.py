@@ -443,6 +443,25 @@ def test_json_summary_for_scripts(tmp_path, capsys):
     assert summary["files_done"] == 1 and summary["filtered_keyword"] == len(OFF_TOPIC)
 
 
+def _records_read(target: Path | str) -> tuple | None:
+    """The ledger's (records_read,) of the one file being backfilled into `target`, read without waiting."""
+    import sqlite3
+
+    if isinstance(target, str):
+        import psycopg
+
+        try:
+            with psycopg.connect(target) as conn:
+                return conn.execute("SELECT records_read FROM backfill_files").fetchone()
+        except psycopg.Error:
+            return None
+    try:
+        with sqlite3.connect(f"file:{target}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT records_read FROM backfill_files").fetchone()
+    except sqlite3.Error:
+        return None
+
+
 class _SlowHandler(_RangeHandler):
     """Sends files in small pieces with pauses: a backfill reading them takes a few seconds."""
 
@@ -462,10 +481,11 @@ class _SlowHandler(_RangeHandler):
             time.sleep(0.02)
 
 
-def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_twice(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_twice(tmp_path, request, backend):
+    """SIGKILL mid-file; on PostgreSQL the chunks are stored by the worker (`--workers 1`: in the process)."""
     import json
     import signal
-    import sqlite3
     import subprocess
     import sys
 
@@ -476,7 +496,7 @@ def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_t
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/slow.warc.gz"
-    db_path = tmp_path / "killed.db"
+    db_path = request.getfixturevalue("postgres_url") if backend == "postgresql" else tmp_path / "killed.db"
     argv = [sys.executable, "-m", "monitor", "--config", str(_config_file(tmp_path)), "--db", str(db_path),
             "backfill", url, "--keep-filter", "--workers", "1", "--chunk-records", "4", "--json"]
     try:
@@ -485,11 +505,7 @@ def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_t
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
-            try:
-                with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-                    row = conn.execute("SELECT records_read FROM backfill_files").fetchone()
-            except sqlite3.Error:
-                continue
+            row = _records_read(db_path)
             if row and row[0] >= 8:
                 process.send_signal(signal.SIGKILL)
                 read_before_kill = row[0]
