@@ -460,7 +460,7 @@ def run_backfill(db: sqlite_utils.Database, files: Sequence[str], options: Backf
     """Backfill `files` into `db` (opened on `store_target`, which workers may open too) with `engine`.
 
     Finished files (by the ledger) are skipped; others resume at their ledger offset. Each chunk's
-    articles are stored before the ledger moves past it.
+    articles are stored before the ledger moves past it: here, or on PostgreSQL by the worker.
     """
     started = time.monotonic()
     summary = BackfillSummary(files=len(files))
