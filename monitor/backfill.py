@@ -233,6 +233,17 @@ def _cached(key: Any, make: Callable[[], Any]) -> Any:
         return _worker_state[key]
 
 
+def _forget(key: Any) -> None:
+    """Close and drop a cached store handle (a worker process outlives one backfill's database connection)."""
+    with _worker_lock:
+        handle = _worker_state.pop(key, None)
+    if handle is not None:
+        try:
+            handle.close()
+        except Exception:  # noqa: BLE001  (already broken: closing is a courtesy)
+            pass
+
+
 def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str | None = None, *,
                   store: bool = False) -> ChunkResult:
     """Read up to `options.chunk_records` records of `task.file` from `task.offset`; return the articles
@@ -267,10 +278,15 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
     except ArchiveError as exc:
         return ChunkResult(task, Counts(), [], task.offset, False, error=str(exc))
     db = None
+    # One handle per thread: a Dask worker with several threads runs chunks side by side.
+    store_key = ("store", store_target, threading.get_ident())
     if store_target is not None and (candidates or store):
-        # One handle per thread: a Dask worker with several threads runs chunks side by side.
-        db = _cached(("store", store_target, threading.get_ident()), lambda: open_db(store_target))
-        candidates = _unknown(db, candidates, counts)
+        db = _cached(store_key, lambda: open_db(store_target))
+        try:
+            candidates = _unknown(db, candidates, counts)
+        except Exception:
+            _forget(store_key)  # a connection that broke: the next chunk opens a new one
+            raise
     articles: list[PreparedArticle] = []
     for page in candidates:
         try:
@@ -283,7 +299,11 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
             articles.append(prepared)
     result = ChunkResult(task, counts, articles, next_offset, finished)
     if store and db is not None:
-        store_chunk(db, result)
+        try:
+            store_chunk(db, result)
+        except Exception:
+            _forget(store_key)
+            raise
         result.articles, result.stored_by_worker = [], True
     return result
 

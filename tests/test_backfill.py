@@ -689,3 +689,29 @@ def test_on_postgresql_dask_workers_hand_back_counts_not_rows(tmp_path, config, 
     assert len(returned) > 4 and all(r.stored_by_worker and r.articles == [] for r in returned)
     assert summary.counts.stored == len(VISA_PAGES) == len(stored(db))
     db.close()
+
+
+def test_a_worker_whose_database_connection_broke_reconnects_for_its_next_chunk(tmp_path, config, tagger,
+                                                                               postgres_url):
+    """A Dask worker outlives connections (a database restart, a backfill that ended): the chunk that meets a
+    dead connection fails (its file is read again from the ledger's offset), the next one opens a new one."""
+    import psycopg
+
+    from monitor.backfill import ChunkTask, process_chunk
+    from storage import StorageError
+    from storage.backfill import start_file
+
+    warc = tmp_path / "r.warc.gz"
+    write_warc(warc, broken=False)
+    config.db_path = postgres_url
+    options = make_options(config, tagger, keep_filter=True)
+    db = open_db(postgres_url)
+    start_file(db, str(warc))
+    assert process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True).counts.stored == 9
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(StorageError):
+        process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True)
+    again = process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True)
+    assert again.stored_by_worker and again.counts.known == len(VISA_PAGES) and again.counts.stored == 0
