@@ -4,14 +4,15 @@ The work is cut into chunks: a chunk is up to `chunk_records` records of one fil
 offset where the previous chunk stopped. A worker (`process_chunk`: a local process, or a Dask task on
 any machine) reads its chunk, drops what the cheap filters reject (host, crawl date, keywords on the
 raw bytes, language guess), skips pages already stored, extracts and tags the rest with the crawl's own
-functions (`monitor.crawl.build_article`, `tagged_article`) and returns the rows. The driver stores
-them (`storage.writes.store_article`, as the crawl does) and only then moves the file's ledger row
-(`backfill_files`) past the chunk, so that a backfill stopped at any point resumes where it was and
-stores nothing twice. Files are read in parallel, the chunks of one file in order.
+functions (`monitor.crawl.build_article`, `tagged_article`). A chunk's articles are stored in one
+transaction (`storage.writes.store_articles`, deduplicated as the crawl's `store_article`) and only
+then the file's ledger row (`backfill_files`) moves past the chunk (`store_chunk`), so that a backfill
+stopped at any point resumes where it was and stores nothing twice. Files are read in parallel, the
+chunks of one file in order.
 
-Workers never write: the one process holding the store writes, which is what SQLite needs. On a
-shared PostgreSQL store, workers could store their own rows (`store_target` already reaches them,
-for the known-URL check): a small step, noted in the README.
+Who writes depends on the store. SQLite has one writer: workers return their rows and the driver
+stores them. On PostgreSQL every worker, on whatever machine, stores its own chunk and moves the
+ledger itself (`store_chunk` again), and the driver only schedules and counts.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pipelines.warc import (
 from storage import backfill as ledger
 from storage import open_db, writes
 from storage.db import to_utc_iso
+from storage.target import is_database_url
 
 log = logging.getLogger("monitor.backfill")
 CHUNK_RECORDS = 1000
@@ -139,6 +141,8 @@ class ChunkResult:
     next_offset: int
     finished: bool
     error: str | None = None
+    stored_by_worker: bool = False
+    """The worker stored the articles and moved the ledger (PostgreSQL); `articles` is then empty."""
 
 
 @dataclass
@@ -229,11 +233,25 @@ def _cached(key: Any, make: Callable[[], Any]) -> Any:
         return _worker_state[key]
 
 
-def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str | None = None) -> ChunkResult:
+def _forget(key: Any) -> None:
+    """Close and drop a cached store handle (a worker process outlives one backfill's database connection)."""
+    with _worker_lock:
+        handle = _worker_state.pop(key, None)
+    if handle is not None:
+        try:
+            handle.close()
+        except Exception:  # noqa: BLE001  (already broken: closing is a courtesy)
+            pass
+
+
+def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str | None = None, *,
+                  store: bool = False) -> ChunkResult:
     """Read up to `options.chunk_records` records of `task.file` from `task.offset`; return the articles
     its pages gave (extracted and tagged, not stored) and what became of every record.
 
-    With `store_target`, pages whose URL the store already has are skipped before extraction.
+    With `store_target`, pages whose URL the store already has are skipped before extraction; with
+    `store` too, the chunk is stored there and its file's ledger moved on (`store_chunk`) here, in the
+    worker, and the result carries the counts only.
     """
     tagger: Tagger = _cached(("tagger", options.taxonomy_files),
                              lambda: Tagger.load([Path(p) for p in options.taxonomy_files]))
@@ -259,9 +277,16 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
                     candidates.append(event.page)
     except ArchiveError as exc:
         return ChunkResult(task, Counts(), [], task.offset, False, error=str(exc))
-    if store_target is not None and candidates:
-        db = _cached(("store", store_target), lambda: open_db(store_target))
-        candidates = _unknown(db, candidates, counts)
+    db = None
+    # One handle per thread: a Dask worker with several threads runs chunks side by side.
+    store_key = ("store", store_target, threading.get_ident())
+    if store_target is not None and (candidates or store):
+        db = _cached(store_key, lambda: open_db(store_target))
+        try:
+            candidates = _unknown(db, candidates, counts)
+        except Exception:
+            _forget(store_key)  # a connection that broke: the next chunk opens a new one
+            raise
     articles: list[PreparedArticle] = []
     for page in candidates:
         try:
@@ -272,7 +297,15 @@ def process_chunk(task: ChunkTask, options: BackfillOptions, store_target: str |
             continue
         if prepared is not None:
             articles.append(prepared)
-    return ChunkResult(task, counts, articles, next_offset, finished)
+    result = ChunkResult(task, counts, articles, next_offset, finished)
+    if store and db is not None:
+        try:
+            store_chunk(db, result)
+        except Exception:
+            _forget(store_key)
+            raise
+        result.articles, result.stored_by_worker = [], True
+    return result
 
 
 def _passes_prefilters(page: Page, options: BackfillOptions, matcher: KeywordMatcher | None, counts: Counts) -> bool:
@@ -341,7 +374,8 @@ class Engine(Protocol):
     store_access: bool
     """Whether workers may open the store (to skip stored pages before extraction)."""
 
-    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None) -> Any: ...
+    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None, *,
+               store: bool = False) -> Any: ...
     def wait_any(self, futures: set[Any]) -> tuple[set[Any], set[Any]]: ...
     def close(self) -> None: ...
 
@@ -352,10 +386,11 @@ class InlineEngine:
     slots = 1
     store_access = True
 
-    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None) -> cf.Future:
+    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None, *,
+               store: bool = False) -> cf.Future:
         future: cf.Future = cf.Future()
         try:
-            future.set_result(process_chunk(task, options, store_target))
+            future.set_result(process_chunk(task, options, store_target, store=store))
         except BaseException as exc:  # noqa: BLE001  (handed over like a pool's future would)
             future.set_exception(exc)
         return future
@@ -377,8 +412,9 @@ class ProcessPoolEngine:
         # spawn: a forked child would inherit the parent's open SQLite connection.
         self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None) -> cf.Future:
-        return self.pool.submit(process_chunk, task, options, store_target)
+    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None, *,
+               store: bool = False) -> cf.Future:
+        return self.pool.submit(process_chunk, task, options, store_target, store=store)
 
     def wait_any(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
         done, pending = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
@@ -406,7 +442,7 @@ class DaskEngine:
             except (OSError, TimeoutError) as exc:
                 raise BackfillError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
             # Remote workers have no access to a local SQLite file: they extract every candidate and
-            # the store finds the ones it has. On PostgreSQL they may check (and write) themselves.
+            # the store finds the ones it has. A PostgreSQL store they reach themselves (run_backfill).
             self.store_access = False
         else:
             self.cluster = distributed.LocalCluster(n_workers=local_workers or 1, threads_per_worker=1,
@@ -416,8 +452,9 @@ class DaskEngine:
         workers = self.client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
 
-    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None) -> Any:
-        return self.client.submit(process_chunk, task, options, store_target, pure=False)
+    def submit(self, task: ChunkTask, options: BackfillOptions, store_target: str | None, *,
+               store: bool = False) -> Any:
+        return self.client.submit(process_chunk, task, options, store_target, store=store, pure=False)
 
     def wait_any(self, futures: set[Any]) -> tuple[set[Any], set[Any]]:
         done, pending = self._distributed.wait(list(futures), return_when="FIRST_COMPLETED")
@@ -443,7 +480,7 @@ def run_backfill(db: sqlite_utils.Database, files: Sequence[str], options: Backf
     """Backfill `files` into `db` (opened on `store_target`, which workers may open too) with `engine`.
 
     Finished files (by the ledger) are skipped; others resume at their ledger offset. Each chunk's
-    articles are stored before the ledger moves past it.
+    articles are stored before the ledger moves past it: here, or on PostgreSQL by the worker.
     """
     started = time.monotonic()
     summary = BackfillSummary(files=len(files))
@@ -458,12 +495,14 @@ def run_backfill(db: sqlite_utils.Database, files: Sequence[str], options: Backf
             ledger.start_file(db, file)
         waiting.append(ChunkTask(file, row["next_offset"] if row else 0, row["records_read"] if row else 0))
     waiting.reverse()  # popped from the end: files in the order given
-    worker_target = store_target if engine.store_access else None
+    # A PostgreSQL store is reachable from any machine: there workers skip what it has and write.
+    workers_write = store_target is not None and is_database_url(store_target)
+    worker_target = store_target if engine.store_access or workers_write else None
     in_flight: set[Any] = set()
     try:
         while waiting or in_flight:
             while waiting and len(in_flight) < engine.slots:
-                in_flight.add(engine.submit(waiting.pop(), options, worker_target))
+                in_flight.add(engine.submit(waiting.pop(), options, worker_target, store=workers_write))
             done, in_flight = engine.wait_any(in_flight)
             for future in done:
                 result: ChunkResult = future.result()
@@ -480,8 +519,22 @@ def run_backfill(db: sqlite_utils.Database, files: Sequence[str], options: Backf
     return summary
 
 
+def store_chunk(db: sqlite_utils.Database, result: ChunkResult) -> None:
+    """Store a chunk's articles in one transaction (counting new and known ones), then move its file's
+    ledger row past it: in the driver (SQLite) or in the worker that read it (PostgreSQL)."""
+    counts = result.counts
+    for _, is_new in writes.store_articles(db, result.articles):
+        if is_new:
+            counts.stored += 1
+        else:
+            counts.known += 1
+    ledger.advance_file(db, result.task.file, records=counts.records, next_offset=result.next_offset,
+                        stored=counts.stored, known=counts.known, broken=counts.broken,
+                        finished=result.finished)
+
+
 def _store_chunk(db: sqlite_utils.Database, result: ChunkResult, summary: BackfillSummary) -> ChunkTask | None:
-    """Store one chunk's articles, then move its file's ledger row; the file's next chunk, if any."""
+    """Store one chunk (unless its worker did), count it; the file's next chunk, if any."""
     task = result.task
     if result.error is not None:
         summary.files_failed += 1
@@ -489,16 +542,9 @@ def _store_chunk(db: sqlite_utils.Database, result: ChunkResult, summary: Backfi
         ledger.advance_file(db, task.file, records=0, next_offset=task.offset, stored=0, known=0, broken=0,
                             error=result.error)
         return None
+    if not result.stored_by_worker:
+        store_chunk(db, result)
     counts = result.counts
-    for prepared in result.articles:
-        _, is_new = writes.store_article(db, *prepared)
-        if is_new:
-            counts.stored += 1
-        else:
-            counts.known += 1
-    ledger.advance_file(db, task.file, records=counts.records, next_offset=result.next_offset,
-                        stored=counts.stored, known=counts.known, broken=counts.broken,
-                        finished=result.finished)
     summary.counts.add(counts)
     if result.finished:
         summary.files_done += 1

@@ -38,7 +38,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import procrastinate
 import psycopg
@@ -52,6 +51,7 @@ from monitor.crawl import SourceOutcome, run_crawl
 from monitor.daemon import Daemon, _LockedTagger, after_cycle, source_backing_off
 from pipelines.fetch import HostMemory, host_key
 from storage import open_db
+from storage.target import redact
 
 log = logging.getLogger("monitor.workers")
 
@@ -76,15 +76,6 @@ CREATE TABLE IF NOT EXISTS monitor_host_turns (
 )"""
 
 
-def redacted(url: str) -> str:
-    """A database URL fit for messages: any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 def queue_url(config: Config) -> str:
     """The queue's PostgreSQL URL; ConfigError (one line) when there is none or it is not PostgreSQL."""
     url = config.workers.queue_url
@@ -93,7 +84,7 @@ def queue_url(config: Config) -> str:
                           " (or use a postgresql:// store, or set $MONITOR_DATABASE_URL)")
     if not url.startswith(POSTGRES_SCHEMES):
         raise ConfigError(f"[workers] queue_url must be a postgresql:// URL (the queue lives in PostgreSQL), "
-                          f"not {redacted(url)!r}")
+                          f"not {redact(url)!r}")
     return url
 
 
@@ -109,7 +100,7 @@ def prepare_queue(url: str) -> None:
             conn.execute("SELECT pg_advisory_unlock(%s, 0)", [SCHEMA_LOCK])
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"cannot use the queue database {redacted(url)}: {first}") from None
+        raise ConfigError(f"cannot use the queue database {redact(url)}: {first}") from None
 
 
 # ---------------------------------------------------------------- per-host politeness across workers

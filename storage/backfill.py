@@ -49,8 +49,8 @@ def advance_file(db: sqlite_utils.Database, file: str, *, records: int, next_off
         db.execute(
             "UPDATE backfill_files SET records_read = records_read + ?, next_offset = ?, stored = stored + ?,"
             " known = known + ?, broken = broken + ?, updated_at = ?, last_error = coalesce(?, last_error),"
-            " finished = CASE WHEN ? THEN 1 ELSE finished END,"
-            " finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE file = ?",
+            " finished = CASE WHEN ? <> 0 THEN 1 ELSE finished END,"  # a bool is bound as 0/1
+            " finished_at = CASE WHEN ? <> 0 THEN ? ELSE finished_at END WHERE file = ?",
             [records, next_offset, stored, known, broken, now, error, finished, finished, now, file],
         )
 

@@ -70,24 +70,42 @@ def store_article(
     whose URL or content hash is already stored is not stored twice: its URLs
     are added to the existing one, which is returned with `False`.
     """
-    now = utc_now()
-    all_urls = list(dict.fromkeys([article["url"], *urls]))
     with transaction(db):
-        same_story_evidence = (article.get("text_origin", "page") == "page"
-                               and len(article.get("text") or "") >= MIN_CHARS_FOR_CONTENT_DEDUP)
-        digest = article["content_hash"] if same_story_evidence else None
-        existing = _existing_article(db, all_urls, digest)
-        if existing is not None:
-            _remember_urls(db, existing, all_urls, article.get("source"), now)
-            return existing, False
-        db.execute(f"DELETE FROM deferred_items WHERE url IN ({','.join('?' * len(all_urls))})", all_urls)
-        row = {"fetched_at": now, **article}
-        columns = ", ".join(f'"{name}"' for name in row)
-        marks = ", ".join("?" * len(row))
-        cursor = db.execute(f"INSERT INTO articles ({columns}) VALUES ({marks})", list(row.values()))
-        article_id = int(cursor.lastrowid)
-        _remember_urls(db, article_id, all_urls, article.get("source"), now)
-        _insert_tags(db, article_id, mentions, figures)
+        return _store_one(db, article, mentions, figures, urls, utc_now())
+
+
+def store_articles(
+    db: sqlite_utils.Database,
+    prepared: Iterable[tuple[dict[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]], Sequence[str]]],
+) -> list[tuple[int, bool]]:
+    """`store_article` for many articles (article, mentions, figures, urls) in ONE transaction: a bulk load
+    (a backfill's chunk) that is stored whole or not at all. Deduplicated exactly as `store_article`,
+    against the database and against the articles before it in `prepared`; (id, is new) of each, in order."""
+    now = utc_now()
+    with transaction(db):
+        return [_store_one(db, article, mentions, figures, urls, now)
+                for article, mentions, figures, urls in prepared]
+
+
+def _store_one(db: sqlite_utils.Database, article: dict[str, Any], mentions: Sequence[dict[str, Any]],
+               figures: Sequence[dict[str, Any]], urls: Sequence[str], now: str) -> tuple[int, bool]:
+    """The body of `store_article`, inside the caller's transaction."""
+    all_urls = list(dict.fromkeys([article["url"], *urls]))
+    same_story_evidence = (article.get("text_origin", "page") == "page"
+                           and len(article.get("text") or "") >= MIN_CHARS_FOR_CONTENT_DEDUP)
+    digest = article["content_hash"] if same_story_evidence else None
+    existing = _existing_article(db, all_urls, digest)
+    if existing is not None:
+        _remember_urls(db, existing, all_urls, article.get("source"), now)
+        return existing, False
+    db.execute(f"DELETE FROM deferred_items WHERE url IN ({','.join('?' * len(all_urls))})", all_urls)
+    row = {"fetched_at": now, **article}
+    columns = ", ".join(f'"{name}"' for name in row)
+    marks = ", ".join("?" * len(row))
+    cursor = db.execute(f"INSERT INTO articles ({columns}) VALUES ({marks})", list(row.values()))
+    article_id = int(cursor.lastrowid)
+    _remember_urls(db, article_id, all_urls, article.get("source"), now)
+    _insert_tags(db, article_id, mentions, figures)
     return article_id, True
 
 

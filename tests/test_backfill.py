@@ -1,6 +1,8 @@
 """`monitor backfill`: WARC files the tests write with warcio (the demo site's visa news in English, Korean
 and Japanese, off-topic news, other records and broken ones) read into a real SQLite file; a listing and
-a file served over HTTP on 127.0.0.1; resume, re-runs, filters, deduplication; a real Dask cluster."""
+a file served over HTTP on 127.0.0.1; resume, re-runs, filters, deduplication; a real Dask cluster.
+On a real PostgreSQL too: resume and dedup, a process pool and Dask clusters whose workers store their
+chunks and move the ledger themselves."""
 
 from __future__ import annotations
 
@@ -120,6 +122,14 @@ def config(tmp_path):
                             path=None, base_dir=tmp_path)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_config(request, config):
+    """`config` with the store in a SQLite file or in a new PostgreSQL database."""
+    if request.param == "postgresql":
+        config.db_path = request.getfixturevalue("postgres_url")
+    return config
+
+
 def backfill(config, tagger, files, engine=None, **filters):
     """run_backfill as the command runs it; returns (summary, db)."""
     options = make_options(config, tagger, **filters)
@@ -166,7 +176,8 @@ def test_without_keep_filter_every_page_with_article_text_is_stored(tmp_path, co
     assert summary.counts.broken >= 1 and summary.counts.records == summary.counts.records
 
 
-def test_a_rerun_skips_finished_files_and_a_stopped_file_resumes_where_it_was(tmp_path, config, tagger):
+def test_a_rerun_skips_finished_files_and_a_stopped_file_resumes_where_it_was(tmp_path, store_config, tagger):
+    config = store_config
     warc = tmp_path / "a.warc.gz"
     records = write_warc(warc)
     options = make_options(config, tagger, keep_filter=True, chunk_records=7)
@@ -221,7 +232,8 @@ def test_language_host_and_date_filters(tmp_path, config, tagger):
     assert summary.counts.extracted == 0 and summary.counts.filtered_date == summary.counts.pages
 
 
-def test_pages_already_stored_are_skipped_before_extraction(tmp_path, config, tagger):
+def test_pages_already_stored_are_skipped_before_extraction(tmp_path, store_config, tagger):
+    config = store_config
     warc = tmp_path / "d.warc.gz"
     write_warc(warc, broken=False)
     db = open_db(config.db_path)
@@ -431,6 +443,25 @@ def test_json_summary_for_scripts(tmp_path, capsys):
     assert summary["files_done"] == 1 and summary["filtered_keyword"] == len(OFF_TOPIC)
 
 
+def _records_read(target: Path | str) -> tuple | None:
+    """The ledger's (records_read,) of the one file being backfilled into `target`, read without waiting."""
+    import sqlite3
+
+    if isinstance(target, str):
+        import psycopg
+
+        try:
+            with psycopg.connect(target) as conn:
+                return conn.execute("SELECT records_read FROM backfill_files").fetchone()
+        except psycopg.Error:
+            return None
+    try:
+        with sqlite3.connect(f"file:{target}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT records_read FROM backfill_files").fetchone()
+    except sqlite3.Error:
+        return None
+
+
 class _SlowHandler(_RangeHandler):
     """Sends files in small pieces with pauses: a backfill reading them takes a few seconds."""
 
@@ -450,10 +481,11 @@ class _SlowHandler(_RangeHandler):
             time.sleep(0.02)
 
 
-def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_twice(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_twice(tmp_path, request, backend):
+    """SIGKILL mid-file; on PostgreSQL the chunks are stored by the worker (`--workers 1`: in the process)."""
     import json
     import signal
-    import sqlite3
     import subprocess
     import sys
 
@@ -464,7 +496,7 @@ def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_t
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/slow.warc.gz"
-    db_path = tmp_path / "killed.db"
+    db_path = request.getfixturevalue("postgres_url") if backend == "postgresql" else tmp_path / "killed.db"
     argv = [sys.executable, "-m", "monitor", "--config", str(_config_file(tmp_path)), "--db", str(db_path),
             "backfill", url, "--keep-filter", "--workers", "1", "--chunk-records", "4", "--json"]
     try:
@@ -473,11 +505,7 @@ def test_a_backfill_killed_mid_file_resumes_from_the_ledger_and_stores_nothing_t
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
-            try:
-                with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-                    row = conn.execute("SELECT records_read FROM backfill_files").fetchone()
-            except sqlite3.Error:
-                continue
+            row = _records_read(db_path)
             if row and row[0] >= 8:
                 process.send_signal(signal.SIGKILL)
                 read_before_kill = row[0]
@@ -514,3 +542,176 @@ def test_keywords_are_found_in_pages_in_legacy_korean_and_japanese_encodings():
     paragraphs = "<p>외국인 근로자 비자 제도가 바뀝니다.</p>" * 20
     undeclared = f"<html><body>{paragraphs}</body></html>".encode("euc-kr")
     assert matcher.search_page(Page("https://a.kr/", None, 200, "text/html", undeclared)) == "비자"
+
+
+# ------------------------------------------------------------------------------------------ on PostgreSQL
+
+
+def test_on_postgresql_a_worker_stores_its_chunk_and_moves_the_ledger_itself(tmp_path, config, tagger,
+                                                                            postgres_url):
+    """What lets workers on several machines write to one database: `process_chunk` with `store` writes the
+    chunk (one transaction, deduplicated) and the ledger, and hands back counts only."""
+    from monitor.backfill import ChunkTask, process_chunk
+
+    warc = tmp_path / "w.warc.gz"
+    records = write_warc(warc, broken=False)
+    config.db_path = postgres_url
+    options = make_options(config, tagger, keep_filter=True, chunk_records=records)
+    db = open_db(postgres_url)
+    ledger_file = str(warc)
+    from storage.backfill import start_file
+
+    start_file(db, ledger_file)
+    result = process_chunk(ChunkTask(ledger_file, 0, 0), options, postgres_url, store=True)
+    assert result.stored_by_worker and result.articles == [] and result.finished
+    assert result.counts.stored == len(VISA_PAGES) and set(stored(db)) == set(VISA_PAGES)
+    row = ledger_rows(db, [ledger_file])[ledger_file]
+    assert row["finished"] == 1 and row["records_read"] == records and row["stored"] == len(VISA_PAGES)
+
+    # The same pages again (a second file of the same news): skipped before extraction, nothing stored twice.
+    second = tmp_path / "w2.warc.gz"
+    write_warc(second, broken=False)
+    start_file(db, str(second))
+    again = process_chunk(ChunkTask(str(second), 0, 0), options, postgres_url, store=True)
+    assert again.counts.stored == 0 and again.counts.known == len(VISA_PAGES) and again.counts.extracted == 1
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == len(VISA_PAGES)
+    assert ledger_rows(db, [str(second)])[str(second)]["known"] == len(VISA_PAGES)
+    db.close()
+
+
+def test_store_articles_loads_a_chunk_in_one_transaction_with_store_articles_dedup(tmp_path, store_config):
+    """The bulk load keeps `store_article`'s promises: a URL or a full text already stored (in the database or
+    earlier in the same chunk) is not stored again; a failure stores nothing of the chunk."""
+    db = open_db(store_config.db_path)
+    text = "A visa rule changes next year for engineers and nurses, the ministry said. " * 4
+
+    def article(url: str, body: str = text) -> tuple:
+        return ({"url": url, "title": "Visa", "text": body, "source": "backfill:x", "text_origin": "page",
+                 "content_hash": writes.content_hash("Visa", body)}, [], [], [url])
+
+    writes.store_article(db, *article("https://x.example/stored"))
+    results = writes.store_articles(db, [article("https://x.example/stored", "other words " * 30),
+                                         article("https://x.example/new", "fresh text of its own " * 20),
+                                         article("https://x.example/same-text"),
+                                         article("https://x.example/new", "fresh text of its own " * 20)])
+    assert [new for _, new in results] == [False, True, False, False]
+    assert results[1][0] == results[3][0]  # dedup within the chunk too
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2
+    bad = (article("https://x.example/bad", "a text of its own " * 20)[0], [{"label": "no kind"}], [], [])
+    with pytest.raises(KeyError):  # the last article's tags fail: the whole chunk is rolled back
+        writes.store_articles(db, [article("https://x.example/lost", "never stored " * 30), bad])
+    assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 2
+    db.close()
+
+
+def test_on_postgresql_the_pool_and_dask_clusters_store_what_one_process_stores(tmp_path, tagger, postgres_url,
+                                                                                 capsys):
+    """`monitor --db postgresql://... backfill` with a local pool, `--dask-local 2` and `--dask-scheduler`
+    (a cluster whose two workers are threads of one process: one handle each): the same rows as an inline
+    backfill into SQLite, a second file of the same pages adds nothing, a re-run skips every file."""
+    pytest.importorskip("distributed", reason="Dask is in the `distributed` extra")
+    import distributed
+
+    from tests.postgres_server import create_database, drop_database
+
+    files = [tmp_path / "CC-NEWS-1.warc.gz", tmp_path / "CC-NEWS-2.warc.gz"]
+    write_warc(files[0])
+    write_warc(files[1], broken=False)  # the same news again
+    sqlite_config = config_from_dict({"storage": {"path": str(tmp_path / "inline.db")}}, path=None,
+                                     base_dir=tmp_path)
+    _, db = backfill(sqlite_config, tagger, files[:1], keep_filter=True)
+    expected = _stored_rows(db)
+    db.close()
+    assert len(expected) == len(VISA_PAGES)
+
+    def run(url: str, *engine: str) -> dict:
+        import json
+
+        argv = ["--config", str(_config_file(tmp_path)), "--db", url, "backfill", *map(str, files),
+                "--keep-filter", "--chunk-records", "9", "--json", *engine]
+        assert main(argv) == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    other = create_database()
+    try:
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                      dashboard_address=None) as cluster:
+            engines = {postgres_url: ["--workers", "2"], other: ["--dask-local", "2"]}
+            for url, engine in engines.items():
+                summary = run(url, *engine)
+                assert summary["files_done"] == 2 and summary["stored"] == len(VISA_PAGES), summary
+                assert summary["known"] == len(VISA_PAGES)  # the second file's pages
+                db = open_db(url)
+                assert _stored_rows(db) == expected
+                rows = ledger_rows(db, [str(f.resolve()) for f in files])
+                assert all(row["finished"] for row in rows.values()) and len(rows) == 2
+                assert sum(row["stored"] for row in rows.values()) == len(VISA_PAGES)
+                db.close()
+                again = run(url, *engine)
+                assert again["files_skipped"] == 2 and again["records"] == 0
+            # A scheduler's workers (as on other machines): they reach the database by its URL themselves.
+            db = open_db(other)
+            db.execute("DELETE FROM backfill_files")
+            db.execute("DELETE FROM articles")
+            db.close()
+            summary = run(other, "--dask-scheduler", cluster.scheduler_address)
+            assert summary["stored"] == len(VISA_PAGES) and summary["known"] == len(VISA_PAGES), summary
+            db = open_db(other)
+            assert _stored_rows(db) == expected
+            db.close()
+    finally:
+        drop_database(other)
+
+
+def test_on_postgresql_dask_workers_hand_back_counts_not_rows(tmp_path, config, tagger, postgres_url):
+    """run_backfill on PostgreSQL: every chunk a Dask worker returns was stored by that worker."""
+    pytest.importorskip("distributed", reason="Dask is in the `distributed` extra")
+    from monitor.backfill import DaskEngine
+
+    files = [tmp_path / f"CC-NEWS-{i}.warc.gz" for i in range(2)]
+    for file in files:
+        write_warc(file, broken=False)
+    config.db_path = postgres_url
+    engine = DaskEngine(local_workers=2, processes=True)
+    returned = []
+    wait_any = engine.wait_any
+
+    def watching(futures):
+        done, pending = wait_any(futures)
+        returned.extend(future.result() for future in done)
+        return done, pending
+
+    engine.wait_any = watching
+    try:
+        summary, db = backfill(config, tagger, files, engine, keep_filter=True, chunk_records=9)
+    finally:
+        engine.close()
+    assert len(returned) > 4 and all(r.stored_by_worker and r.articles == [] for r in returned)
+    assert summary.counts.stored == len(VISA_PAGES) == len(stored(db))
+    db.close()
+
+
+def test_a_worker_whose_database_connection_broke_reconnects_for_its_next_chunk(tmp_path, config, tagger,
+                                                                               postgres_url):
+    """A Dask worker outlives connections (a database restart, a backfill that ended): the chunk that meets a
+    dead connection fails (its file is read again from the ledger's offset), the next one opens a new one."""
+    import psycopg
+
+    from monitor.backfill import ChunkTask, process_chunk
+    from storage import StorageError
+    from storage.backfill import start_file
+
+    warc = tmp_path / "r.warc.gz"
+    write_warc(warc, broken=False)
+    config.db_path = postgres_url
+    options = make_options(config, tagger, keep_filter=True)
+    db = open_db(postgres_url)
+    start_file(db, str(warc))
+    assert process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True).counts.stored == 9
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(StorageError):
+        process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True)
+    again = process_chunk(ChunkTask(str(warc), 0, 0), options, postgres_url, store=True)
+    assert again.stored_by_worker and again.counts.known == len(VISA_PAGES) and again.counts.stored == 0

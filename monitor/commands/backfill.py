@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     config = load(args)
-    target = args.db or str(config.db_path)  # the store: a SQLite path (a PostgreSQL URL once supported)
+    target = args.db or str(config.db_path)  # the store: a SQLite path or a PostgreSQL URL
     try:
         for name in ("workers", "dask_local", "chunk_records"):
             value = getattr(args, name)

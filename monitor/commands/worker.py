@@ -9,6 +9,7 @@ from types import ModuleType
 
 from monitor.commands import load
 from monitor.config import ConfigError
+from storage.target import redact
 
 MISSING_EXTRA = ("crawl workers need the 'distributed' extra (Procrastinate): "
                  "pip install 'policy-monitor[distributed]'")
@@ -59,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
     worker = workers.CrawlWorker(config, tagger, url)
     concurrency = args.concurrency or config.workers.concurrency
     logging.getLogger("monitor.workers").info(
-        "worker started: %d jobs at once, queue %s, database %s", concurrency, workers.redacted(url), config.db_path,
+        "worker started: %d jobs at once, queue %s, database %s", concurrency, redact(url), redact(config.db_path),
         extra={"fields": {"event": "worker_started", "concurrency": concurrency}})
     asyncio.run(worker.run(concurrency))
     return 0
