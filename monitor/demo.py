@@ -13,7 +13,7 @@ from monitor.output import format_figure
 from pipelines.tagging import Tagger
 from storage import open_db, open_readonly
 from storage.queries import article_tags
-from storage.target import is_database_url
+from storage.target import is_database_url, redact
 
 
 def demo_config(base_url: str, db_path: Path | str, outbox: Path) -> Config:
@@ -63,10 +63,11 @@ def _serve_on_stable_port() -> DemoServer:
 def print_findings(db_path: Path | str, summary: CycleSummary, out: TextIO) -> None:
     """Every stored article with its visa, sector and figure tags, then commands to explore further."""
     conn = open_readonly(db_path)
+    shown = redact(db_path)  # a PostgreSQL URL's password stays out of the terminal and its scrollback
     rows = conn.execute(
         "SELECT id, source, lang, title, text_origin FROM articles ORDER BY coalesce(published_at, fetched_at), id"
     ).fetchall()
-    print(f"\n{len(summary.new_article_ids)} new articles this run; {len(rows)} articles in {db_path}:\n", file=out)
+    print(f"\n{len(summary.new_article_ids)} new articles this run; {len(rows)} articles in {shown}:\n", file=out)
     for article_id, source, lang, title, origin in rows:
         tags = article_tags(conn, article_id)
         print(f"#{article_id} [{lang}] {title}  ({source}{', feed summary only' if origin != 'page' else ''})",
@@ -80,10 +81,10 @@ def print_findings(db_path: Path | str, summary: CycleSummary, out: TextIO) -> N
         print(f"    figures: {'; '.join(figures) or '-'}{f' (+{more} more)' if more > 0 else ''}", file=out)
     conn.close()
     print("\nExplore further:", file=out)
-    print(f"  .venv/bin/monitor --db {db_path} search '高度専門職'", file=out)
-    print(f"  .venv/bin/monitor --db {db_path} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
-    print(f"  .venv/bin/monitor --db {db_path} sql \"SELECT visa, year, value, unit, text FROM figures"
+    print(f"  .venv/bin/monitor --db {shown} search '高度専門職'", file=out)
+    print(f"  .venv/bin/monitor --db {shown} search 'semiconduct* OR 반도체' --visa 'KR:*'", file=out)
+    print(f"  .venv/bin/monitor --db {shown} sql \"SELECT visa, year, value, unit, text FROM figures"
           " WHERE visa IS NOT NULL ORDER BY visa, year\"", file=out)
     if not is_database_url(db_path):
-        print(f"  .venv/bin/monitor --db {db_path} serve    # web UI and dashboard on http://127.0.0.1:8001/",
+        print(f"  .venv/bin/monitor --db {shown} serve    # web UI and dashboard on http://127.0.0.1:8001/",
               file=out)

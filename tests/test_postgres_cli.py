@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -44,6 +45,8 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert result.returncode == 0, result.stderr
     assert "articles in postgresql://" in result.stdout and "#1 [" in result.stdout
     assert " serve " not in result.stdout  # the web UI is not offered for PostgreSQL
+    password = urlsplit(url).password
+    assert password and f":{password}@" not in result.stdout + result.stderr  # shown as ***
     yield url
     drop_database(url)
 
