@@ -445,8 +445,9 @@ class DaskEngine:
             # the store finds the ones it has. A PostgreSQL store they reach themselves (run_backfill).
             self.store_access = False
         else:
+            # ":0": its HTTP server on any free port, so a second cluster on the machine never warns about 8787.
             self.cluster = distributed.LocalCluster(n_workers=local_workers or 1, threads_per_worker=1,
-                                                    processes=processes, dashboard_address=None)
+                                                    processes=processes, dashboard_address=":0")
             self.client = distributed.Client(self.cluster)
             self.store_access = True
         workers = self.client.scheduler_info().get("workers", {})

@@ -409,7 +409,7 @@ def test_cli_on_a_dask_scheduler_stores_the_same_and_a_second_file_of_the_same_p
     db_path = tmp_path / "dask.db"
     # processes=False: two worker threads in this process; the scheduler protocol is the same as remote.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         argv = ["--config", str(_config_file(tmp_path)), "--db", str(db_path), "backfill", str(first),
                 str(second), "--keep-filter", "--dask-scheduler", cluster.scheduler_address]
         assert main(argv) == 0
@@ -635,7 +635,7 @@ def test_on_postgresql_the_pool_and_dask_clusters_store_what_one_process_stores(
     other = create_database()
     try:
         with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                      dashboard_address=None) as cluster:
+                                      dashboard_address=":0") as cluster:
             engines = {postgres_url: ["--workers", "2"], other: ["--dask-local", "2"]}
             for url, engine in engines.items():
                 summary = run(url, *engine)
