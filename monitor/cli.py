@@ -16,6 +16,7 @@ from monitor.config import ConfigError
 from pipelines.tagging import TaxonomyError
 from storage import StorageError
 from storage.queries import QueryError
+from storage.sqlite_library import quiet_memory_statistics
 
 USAGE_ERROR = 2
 
@@ -54,5 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `monitor` program: `main` on the command line's arguments, in a process of its own.
+
+    Owning the process, it first switches SQLite's memory statistics off, before any connection is
+    open, so that a search may rank its matches in several threads (`storage.sqlite_library`).
+    """
+    quiet_memory_statistics()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
