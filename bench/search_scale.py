@@ -12,6 +12,8 @@ with their gold visa and sector marks, between filler sentences of Zipf-distribu
 (so rare and common terms both exist). Dates spread over 2015-2026, a tenth undated.
 
 Then it times `storage.queries.search_articles` (limit 20) for each query kind, prints p50 and p95,
+in a process set up as the `monitor` command sets itself up (SQLite's memory statistics off, so a
+common word's matches are ranked in one thread per CPU, up to four),
 measures the peak RSS of a `monitor search` process, and times alert candidate selection
 (`storage.alerts.matching_articles`) with a handful of new articles: from a rule's checkpoint (what an
 evaluation after a crawl reads) and, for comparison, from a baseline half the database back.
@@ -35,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from storage import open_db, open_readonly  # noqa: E402
 from storage.alerts import RuleConditions, matching_articles, newest_article_id  # noqa: E402
-from storage.queries import SearchFilters, search_articles  # noqa: E402
+from storage.queries import RANK_MAX_PARTS, RANK_PART_MATCHES, SearchFilters, search_articles  # noqa: E402
+from storage.sqlite_library import quiet_memory_statistics  # noqa: E402
 from storage.writes import content_hash, store_article  # noqa: E402
 
 DEV = ROOT / "tests" / "data" / "tagging_dev.txt"
@@ -49,7 +52,9 @@ QUERIES: list[tuple[str, str, SearchFilters]] = [
     ("word (common: visa)", "visa", SearchFilters()),
     ("phrase", '"Highly Skilled Professional"', SearchFilters()),
     ("prefix", "semicond*", SearchFilters()),
+    ("prefix (common: visa*)", "visa*", SearchFilters()),
     ("OR", "nursing OR caregivers", SearchFilters()),
+    ("OR (common: visa OR workers)", "visa OR workers", SearchFilters()),
     ("word --visa KR:E-7-4", "workers", SearchFilters(visa="KR:E-7-4")),
     ("word --visa TW:GOLD-CARD", "card", SearchFilters(visa="TW:GOLD-CARD")),
     ("word --visa KR:*", "workers", SearchFilters(visa="KR:*")),
@@ -279,6 +284,8 @@ def main() -> int:
     parser.add_argument("--build-only", action="store_true")
     args = parser.parse_args()
     path = args.db or Path(f"/tmp/policy-monitor-search-{args.n}.db")
+    # As the `monitor` command does first thing: searches may then rank a common word in threads.
+    statistics_off = quiet_memory_statistics()
     print(f"database {path}: {args.n:,} articles (tagging off: synthetic tags true to the text, see --help)")
     seconds, stored = build(path, args.n)
     if stored:
@@ -291,6 +298,10 @@ def main() -> int:
     size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
     print(f"database size: {size / 2**20:,.0f} MiB ({size / args.n:,.0f} bytes per article)")
     print(f"\nsearch_articles, limit 20, {args.repeat} runs each (warm cache; machine shared, figures pessimistic)")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"SQLite memory statistics {'off' if statistics_off else 'ON'} as in `monitor`: a word query with"
+          f" over {2 * RANK_PART_MATCHES:,} matches is ranked in"
+          f" {min(cpus or 1, RANK_MAX_PARTS) if statistics_off else 1} thread(s) ({cpus} CPUs)")
     print(f"{'kind':44} {'p50 ms':>8} {'p95 ms':>8} {'results':>8}")
     for kind, p50, p95, count in time_queries(path, args.repeat):
         print(f"{kind:44} {p50:8.1f} {p95:8.1f} {count:8d}")

@@ -174,3 +174,188 @@ def test_ranking_first_and_filtering_the_best_returns_what_filtering_first_retur
             reference = reference_search(conn, query, filters)
             assert [round(rank, 9) for _, rank in found] == [rank for _, rank in reference[:limit]]
     assert settled.count(True) > 20 and settled.count(False) < settled.count(True)
+
+
+# Ranking in parts (storage.queries._best_matches): a common word's matches ranked in threads, each part
+# of the rowid range on a connection of its own, then merged. It runs only with SQLite's memory
+# statistics off, which a process can do before it opens any connection: the parts run in a process
+# of their own, the reference (one query) in this one.
+
+TIES = [(f"Visa rules {number}", "The visa rules changed for workers.") for number in range(12)]
+"""Articles alike in everything bm25 reads (hits per column, length): their ranks are equal."""
+
+PARTS_SCRIPT = """
+import json, os, sys
+from storage.sqlite_library import quiet_memory_statistics
+assert quiet_memory_statistics(), "memory statistics stayed on"
+import storage.queries as queries
+from storage import open_readonly
+from storage.queries import SearchFilters
+queries.RANK_PART_MATCHES = 4  # parts for any query with 8 matches or more
+queries.RANK_MAX_PARTS = 3
+queries.os.sched_getaffinity = lambda pid: {0, 1, 2}  # three parts on any machine
+merged = []
+rank_in_parts = queries._rank_in_parts
+def counted(*args):
+    found = rank_in_parts(*args)
+    merged.append(found is not None)
+    return found
+queries._rank_in_parts = counted
+conn = open_readonly(sys.argv[1])
+results = {}
+for key, (query, filters, limit) in json.loads(sys.argv[2]).items():
+    found = queries.search_articles(conn, query, SearchFilters(**filters), limit=limit)
+    results[key] = [[row["id"], row["rank"], row["snippet"]] for row in found]
+print(json.dumps({"results": results, "merged": merged}))
+"""
+
+
+@pytest.fixture(scope="module")
+def tied_db_path(db_path, tmp_path_factory) -> Path:
+    """The module's database with articles whose ranks tie, spread over the rowids between other articles."""
+    path = tmp_path_factory.mktemp("ties") / "m.db"
+    with sqlite3.connect(db_path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    db = open_db(path)
+    maker = ArticleMaker(seed=4)
+    for number, (title, text) in enumerate(TIES):
+        store_article(db, {"url": f"https://ties.example/{number}", "title": title, "text": text, "lang": "en",
+                           "content_hash": content_hash(title, text), "source": "ties", "country": "JP",
+                           "published_at": "2025-05-01T00:00:00+00:00"}, [], [])
+        for other in range(20):
+            store_article(db, *maker.make(1000 + 20 * number + other))
+    db.close()
+    return path
+
+
+def test_ranking_in_parts_across_threads_returns_what_one_query_returns(tied_db_path, monkeypatch):
+    """Same articles, same ranks, same order among ties, same snippets: with every filter path, prefix
+    queries, and limits that cut through the tied ranks."""
+    import json
+    import subprocess
+    import sys
+
+    cases = {}
+    for query in ["visa", "rules", "workers", "semicond*", "vis*", "nursing OR caregivers", "visa NOT workers"]:
+        for number, filters in enumerate(FILTERS):
+            for limit in [1, 5, 13, 20, 200]:
+                cases[f"{query}|{number}|{limit}"] = (query, {k: v for k, v in vars(filters).items() if v}, limit)
+    run = subprocess.run([sys.executable, "-c", PARTS_SCRIPT, str(tied_db_path), json.dumps(cases)],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert run.returncode == 0, run.stderr
+    in_parts = json.loads(run.stdout)
+    assert in_parts["merged"].count(True) > 100 and False not in in_parts["merged"]
+
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: False)  # here: one query each
+    conn = open_readonly(tied_db_path)
+    tied = 0
+    for key, (query, filters, limit) in cases.items():
+        found = search_articles(conn, query, SearchFilters(**filters), limit=limit)
+        expected = [[row["id"], row["rank"], row["snippet"]] for row in found]
+        assert in_parts["results"][key] == expected, key
+        ranks = [row["rank"] for row in found]
+        tied += len(ranks) - len(set(ranks))
+    assert tied > 50  # the comparison covered ties, in order
+
+
+def test_parts_that_read_different_states_of_the_index_are_not_merged(tied_db_path, tmp_path, monkeypatch):
+    """An article stored after the first part read the index and before the second: bm25's statistics
+    differ between the parts, so their ranks are not merged and one query ranks everything again."""
+    import threading
+
+    path = tmp_path / "m.db"
+    with sqlite3.connect(tied_db_path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: True)
+    monkeypatch.setattr(queries, "RANK_PART_MATCHES", 4)
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    first_read = threading.Event()
+    rank_part, rank_in_parts = queries._rank_part, queries._rank_in_parts
+    merged = []
+
+    def rank_part_then_write(conn, select, where, params, limit, rowids):
+        if rowids[0] is None and rowids[1] is not None:  # the first part, in the caller's thread
+            found = rank_part(conn, select, where, params, limit, rowids)
+            writer = open_db(path)
+            store_article(writer, {"url": "https://late.example/1", "title": "Visa visa", "text": "visa",
+                                   "lang": "en", "content_hash": content_hash("Visa visa", "visa"),
+                                   "source": "late"}, [], [])
+            writer.close()
+            first_read.set()
+            return found
+        assert first_read.wait(30)
+        return rank_part(conn, select, where, params, limit, rowids)
+
+    def counted(*args):
+        found = rank_in_parts(*args)
+        merged.append(found is not None)
+        return found
+
+    monkeypatch.setattr(queries, "_rank_part", rank_part_then_write)
+    monkeypatch.setattr(queries, "_rank_in_parts", counted)
+    conn = open_readonly(path)
+    found = search_articles(conn, "visa", limit=5)
+    assert merged == [False]
+    late = conn.execute("SELECT id FROM articles WHERE url = 'https://late.example/1'").fetchone()[0]
+    assert found[0]["id"] == late  # the one query ranked the state with the late article
+    monkeypatch.setattr(queries, "_rank_part", rank_part)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: False)
+    one_query = search_articles(conn, "visa", limit=5)
+    assert [(r["id"], r["rank"]) for r in found] == [(r["id"], r["rank"]) for r in one_query]
+
+
+def test_ranking_stays_in_one_query_where_parts_would_not_help_or_not_see_the_same(db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(queries, "RANK_PART_MATCHES", 4)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: True)
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    conn = open_readonly(db_path)
+    assert len(queries._rank_parts(conn, "visa")) == 1
+    assert queries._rank_parts(conn, "shipbuilding NOT shipbuilding") == []  # too few matches
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert queries._rank_parts(conn, "visa") == []  # one CPU
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: False)
+    assert queries._rank_parts(conn, "visa") == []  # threads would queue on SQLite's statistics mutex
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: True)
+    writer = open_db(tmp_path / "w.db")
+    writer.conn.execute("BEGIN")
+    assert queries._rank_parts(writer.conn, "visa") == []  # other connections would not see this transaction
+    writer.conn.execute("ROLLBACK")
+    memory = sqlite3.connect(":memory:")
+    memory.executescript("CREATE VIRTUAL TABLE articles_fts USING fts5(title, text);"
+                         + "INSERT INTO articles_fts VALUES ('visa', 'visa');" * 20)
+    assert queries._rank_parts(memory, "visa") == []  # no file for other connections to open
+
+
+def test_a_prefix_query_gets_the_snippets_a_lookup_of_each_article_gives(db_path):
+    conn = open_readonly(db_path)
+    found = search_articles(conn, "semicond*", limit=10)
+    assert found
+    for row in found:
+        snippet = conn.execute(
+            "SELECT snippet(articles_fts, -1, '<mark>', '</mark>', '…', 24) FROM articles_fts"
+            " WHERE articles_fts MATCH 'semicond*' AND rowid = ?", [row["id"]]).fetchone()[0]
+        assert row["snippet"] == " ".join(snippet.split())
+        assert "<mark>" in row["snippet"]
+
+
+def test_memory_statistics_are_switched_off_only_while_no_connection_is_open():
+    import subprocess
+    import sys
+
+    def python(code: str) -> str:
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1], timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split()
+
+    prelude = "import sqlite3\nfrom storage.sqlite_library import memory_statistics_off, quiet_memory_statistics\n"
+    assert python(prelude + "print(memory_statistics_off(), quiet_memory_statistics(), memory_statistics_off(),"
+                  " quiet_memory_statistics())") == ["False", "True", "True", "True"]
+    # With a connection open, SQLite is left as it is and the connection keeps working.
+    assert python(prelude + "c = sqlite3.connect(':memory:'); c.execute('CREATE TABLE t(x)')\n"
+                  "print(quiet_memory_statistics(), memory_statistics_off(), c.execute('SELECT count(*) FROM t')"
+                  ".fetchone()[0])") == ["False", "False", "0"]
+    # The `monitor` program switches them off before its command runs.
+    assert python(prelude + "import monitor.cli as cli\ncli.main = lambda: print(memory_statistics_off()) or 0\n"
+                  "cli.run()") == ["True"]
