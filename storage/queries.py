@@ -432,11 +432,14 @@ def _filter_then_rank(conn: sqlite3.Connection, query: str, conditions: list[_Co
     sql = _RANKING
     where, params = ["articles_fts MATCH ?"], [query]
     checks = []
+    listed: int | None = None  # the fewest articles a condition read from its index lists
     for condition in conditions:
         # Measured: reading a listed id costs about a twelfth of checking an article's row, half of
         # checking a tag by id.
         worth_reading = (2 if condition.on_id else 12) * matches + CANDIDATE_LIMIT
-        if condition.sources and _count(conn, condition, worth_reading) < worth_reading:
+        count = _count(conn, condition, worth_reading) if condition.sources else worth_reading
+        if count < worth_reading:
+            listed = count if listed is None else min(listed, count)
             clause, values = _in_sources("articles_fts.rowid", condition)
             where.append(clause)
             params += values
@@ -449,7 +452,7 @@ def _filter_then_rank(conn: sqlite3.Connection, query: str, conditions: list[_Co
         sql += " JOIN articles a ON a.id = articles_fts.rowid"
         where += [c.check for c in checks]
         params += [p for c in checks for p in c.params]
-    return _best_matches(conn, query, sql, where, params, limit)
+    return _best_matches(conn, query, sql, where, params, limit, listed)
 
 
 def _rank_then_filter(conn: sqlite3.Connection, query: str, conditions: list[_Condition], limit: int
@@ -504,16 +507,17 @@ _RANKING = "SELECT articles_fts.rowid, bm25(articles_fts, 5.0, 1.0) AS rank FROM
 
 
 def _best_matches(conn: sqlite3.Connection, query: str, select: str, where: list[str], params: list[Any],
-                  limit: int) -> list[tuple[int, float]]:
+                  limit: int, listed: int | None = None) -> list[tuple[int, float]]:
     """(rowid, rank) of the first `limit` rows of `select` (a ranking of FTS matches) under `where`, by rank.
 
     bm25 is computed for every match, which at a million articles is most of a common word's search.
     Where that is many matches and threads can run side by side, the rowid range is cut into parts
     ranked at the same time on connections of their own, and their best rows merged. SQLite orders
     ties by the order it read them, rowid ascending, so merging by (rank, rowid) gives the same rows
-    in the same order as one query.
+    in the same order as one query. `listed`: how many articles a condition in `where` lets through at
+    most, when that is known (an alert's one article needs no threads).
     """
-    bounds = _rank_parts(conn, query)
+    bounds = _rank_parts(conn, query) if listed is None or listed >= 2 * RANK_PART_MATCHES else []
     if bounds:
         merged = _rank_in_parts(conn, select, where, params, limit, bounds)
         if merged is not None:
@@ -568,7 +572,7 @@ def _rank_in_parts(conn: sqlite3.Connection, select: str, where: list[str], para
 
     def rank_part(index: int) -> None:
         try:
-            part_conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=30)
+            part_conn = _part_connection(path)
             try:
                 outcomes[index] = _rank_part(part_conn, select, where, params, limit, ranges[index])
             finally:
@@ -585,6 +589,8 @@ def _rank_in_parts(conn: sqlite3.Connection, select: str, where: list[str], para
         for thread in threads:
             thread.join()
     for outcome in outcomes:
+        if isinstance(outcome, sqlite3.Error):
+            return None  # a part's own connection failed (the first part, on `conn`, raises): one query it is
         if isinstance(outcome, BaseException):
             raise outcome
     if len({state for state, _ in outcomes}) > 1:
@@ -592,6 +598,11 @@ def _rank_in_parts(conn: sqlite3.Connection, select: str, where: list[str], para
     # Parts are in rowid order and each is sorted by (rank, rowid): a stable sort on rank keeps that.
     rows = [row for _, part_rows in outcomes for row in part_rows]
     return sorted(rows, key=lambda row: row[1])[:limit]
+
+
+def _part_connection(path: str) -> sqlite3.Connection:
+    """A read-only connection of a part's own to the database file at `path`."""
+    return sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True, timeout=30)
 
 
 def _rank_part(conn: sqlite3.Connection, select: str, where: list[str], params: list[Any], limit: int,

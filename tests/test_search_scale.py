@@ -359,3 +359,34 @@ def test_memory_statistics_are_switched_off_only_while_no_connection_is_open():
     # The `monitor` program switches them off before its command runs.
     assert python(prelude + "import monitor.cli as cli\ncli.main = lambda: print(memory_statistics_off()) or 0\n"
                   "cli.run()") == ["True"]
+
+
+def test_a_search_narrowed_to_a_few_listed_articles_is_ranked_in_one_query(db_path, monkeypatch):
+    """An alert asks whether its one new article matches a common word: no threads for that."""
+    monkeypatch.setattr(queries, "RANK_PART_MATCHES", 4)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: True)
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    parts = []
+    rank_parts = queries._rank_parts
+    monkeypatch.setattr(queries, "_rank_parts", lambda *args: parts.append(rank_parts(*args)) or parts[-1])
+    conn = open_readonly(db_path)
+    one = conn.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'visa' LIMIT 1").fetchone()[0]
+    assert [r["id"] for r in search_articles(conn, "visa", SearchFilters(article_ids=(one,)), limit=1)] == [one]
+    assert parts == []
+    search_articles(conn, "visa")
+    assert len(parts) == 1 and len(parts[0]) == 1  # the same word over every article: two parts
+
+
+def test_a_part_whose_connection_fails_leaves_the_ranking_to_one_query(db_path, monkeypatch):
+    monkeypatch.setattr(queries, "RANK_PART_MATCHES", 4)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: False)
+    conn = open_readonly(db_path)
+    one_query = search_articles(conn, "visa", limit=30)
+    monkeypatch.setattr(queries, "memory_statistics_off", lambda: True)
+    monkeypatch.setattr(queries.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+    def unopenable(path):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(queries, "_part_connection", unopenable)
+    assert search_articles(conn, "visa", limit=30) == one_query
