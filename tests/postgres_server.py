@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from storage.target import redact
+
 POSTGRES_URL_ENV = "MONITOR_TEST_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql://monitor:monitor@127.0.0.1:5432/postgres"
 
@@ -43,7 +45,7 @@ def postgres_unavailable() -> str | None:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        _unavailable = (f"no PostgreSQL at {admin_url()} ({first_line}); .ci/run starts one, or set "
+        _unavailable = (f"no PostgreSQL at {redact(admin_url())} ({first_line}); .ci/run starts one, or set "
                         f"{POSTGRES_URL_ENV} to a server where you may create databases")
     return _unavailable
 
